@@ -1,0 +1,39 @@
+"""sideways-jax: depth-parallel training of frame-based video models."""
+
+import pathlib
+
+import setuptools
+
+_HERE = pathlib.Path(__file__).parent
+
+setuptools.setup(
+    name='sideways-jax',
+    version='0.1.0',
+    description=('Sideways: depth-parallel training of video models '
+                 '(Malinowski et al., CVPR 2020) in JAX/Flax'),
+    long_description=(_HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    packages=setuptools.find_packages(include=['sideways_jax',
+                                               'sideways_jax.*']),
+    python_requires='>=3.11',
+    install_requires=[
+        # Python 3.11 resolves jax 0.10.x / flax 0.12.8; Python 3.12+
+        # resolves jax 0.12.x / flax 0.12.12. Both are tested in CI.
+        'jax>=0.10.2,<0.13',
+        'flax>=0.12.8,<0.13',
+        'optax>=0.2.5',
+        'chex>=0.1.90',
+        'ml-collections>=1.0',
+        'absl-py>=2.1',
+        'numpy>=1.26',
+    ],
+    extras_require={
+        # Decoding real videos (UCF101, HMDB51, CATER, folders).
+        'video': ['opencv-python-headless>=4.9'],
+        'test': [
+            'pytest>=8',
+            'opencv-python-headless>=4.9',
+            'av>=12',  # writes the fixture videos the data tests read
+        ],
+    },
+)

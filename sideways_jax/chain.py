@@ -1,0 +1,113 @@
+"""A model as a chain of Flax stages, and how one stage is applied.
+
+A stage is any `flax.linen.Module` whose `__call__(x, train)` maps a batch of
+one frame per clip, [B, ...], to [B, ...]. Each stage owns its variables: a
+dict with 'params' and, optionally, mutable collections such as
+'batch_stats'. Dropout draws from the rng collection 'dropout'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Stages = Sequence[nn.Module]
+StageVariables = Mapping[str, Any]   # {'params': ..., 'batch_stats': ...}
+ChainVariables = Sequence[StageVariables]
+Params = Any                          # a pytree of arrays
+
+
+def split_variables(variables: StageVariables) -> tuple[Params, dict]:
+  """Splits one stage's variables into (params, other collections)."""
+  if 'params' not in variables:
+    raise ValueError(
+        f"stage variables need a 'params' collection, got {sorted(variables)}")
+  state = {k: v for k, v in variables.items() if k != 'params'}
+  return variables['params'], state
+
+
+def apply_stage(stage: nn.Module, params: Params, state: Mapping[str, Any],
+                x: jax.Array, *, train: bool,
+                rng: jax.Array | None) -> tuple[jax.Array, dict]:
+  """Runs one stage on a batch; returns (output, updated mutable state).
+
+  In training mode every non-param collection is mutable (batchnorm updates
+  its running statistics); in eval mode the state is returned unchanged.
+  """
+  rngs = {'dropout': rng} if rng is not None else None
+  variables = {'params': params, **state}
+  if train and state:
+    y, updates = stage.apply(variables, x, train=True, rngs=rngs,
+                             mutable=list(state))
+    return y, {**state, **updates}
+  y = stage.apply(variables, x, train=train, rngs=rngs)
+  return y, dict(state)
+
+
+def init_chain(stages: Stages, rng: jax.Array,
+               example_frame: jax.Array) -> tuple[dict, ...]:
+  """Initialises every stage in order on an example batch [B, ...].
+
+  Returns a tuple with one variables dict per stage. Stages are initialised
+  in training mode so that dropout and batchnorm create all their variables.
+  """
+  variables = []
+  x = example_frame
+  for i, stage in enumerate(stages):
+    key = jax.random.fold_in(rng, i)
+    stage_vars = stage.init({'params': key, 'dropout': key}, x, train=False)
+    stage_vars = dict(stage_vars)
+    variables.append(stage_vars)
+    params, state = split_variables(stage_vars)
+    x, _ = apply_stage(stage, params, state, x, train=False, rng=None)
+  return tuple(variables)
+
+
+def validate_chain(stages: Stages, variables: ChainVariables) -> None:
+  """Raises a ValueError when stages and variables do not pair up."""
+  if len(stages) == 0:
+    raise ValueError('a stage chain needs at least one stage')
+  if len(stages) != len(variables):
+    raise ValueError(
+        f'got {len(stages)} stages but {len(variables)} variable dicts: '
+        'pass one variables dict per stage (see sideways_jax.init_chain)')
+
+
+def validate_clip(clip: jax.Array, targets: Any) -> tuple[int, int]:
+  """Checks that clip [K, B, ...] and targets [K, B, ...] are time-major.
+
+  Returns:
+    (K, B): the number of frames and the batch size.
+  """
+  clip_shape = jnp.shape(clip)
+  if len(clip_shape) < 3:
+    raise ValueError(
+        f'clip must be time-major [K, B, ...] (e.g. [K, B, H, W, C]), '
+        f'got shape {clip_shape}')
+  num_frames, batch = clip_shape[:2]
+  for leaf in jax.tree.leaves(targets):
+    shape = jnp.shape(leaf)
+    if len(shape) < 2 or tuple(shape[:2]) != (num_frames, batch):
+      raise ValueError(
+          'clip and targets must both be time-major: clip [K, B, ...] and '
+          f'targets [K, B, ...] (one target per frame); got clip {clip_shape} '
+          f'and targets {shape}. For one label per clip, repeat it over K, '
+          'e.g. jnp.broadcast_to(labels, (K,) + labels.shape).')
+  return num_frames, batch
+
+
+def stage_rng(rng: jax.Array | None, frame: jax.Array | int,
+              stage: int) -> jax.Array | None:
+  """The dropout key of `stage` when it processes frame number `frame`.
+
+  Keying by the frame the data came from (not by the step) gives a frame the
+  same dropout masks under BP and Sideways.
+  """
+  if rng is None:
+    return None
+  frame = jnp.maximum(jnp.asarray(frame, jnp.int32), 0)
+  return jax.random.fold_in(jax.random.fold_in(rng, frame), stage)

@@ -1,0 +1,69 @@
+"""Bad input gets a clear error naming the problem."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sideways_jax as sj
+from engine_chains import init, labels, make_chain, random_clip, xent
+
+
+@pytest.mark.parametrize('fn', [sj.sideways_grads, sj.bp_grads])
+def test_mismatched_stage_and_variable_counts(fn):
+  stages = make_chain(3)
+  variables = init(stages)
+  with pytest.raises(ValueError, match='3 stages but 2 variable dicts'):
+    fn(stages, variables[:2], random_clip(5), labels(5), xent)
+
+
+@pytest.mark.parametrize('fn', [sj.sideways_grads, sj.bp_grads])
+def test_clip_not_time_major(fn):
+  stages = make_chain(2)
+  variables = init(stages)
+  clip = random_clip(5)
+  batch_major = jnp.swapaxes(clip, 0, 1)
+  with pytest.raises(ValueError, match='time-major'):
+    fn(stages, variables, batch_major, labels(5), xent)
+  with pytest.raises(ValueError, match='time-major'):
+    fn(stages, variables, clip[:, 0, 0], labels(5), xent)
+  with pytest.raises(ValueError, match='repeat it over K'):
+    fn(stages, variables, clip, labels(5)[0], xent)
+
+
+def test_clip_shorter_than_2d_minus_1():
+  stages = make_chain(3)
+  variables = init(stages)
+  with pytest.raises(ValueError, match=r'at least 2D-1=5 frames, got K=4'):
+    sj.sideways_grads(stages, variables, random_clip(4), labels(4), xent)
+  # BP has no such limit.
+  sj.bp_grads(stages, variables, random_clip(4), labels(4), xent)
+
+
+def test_missing_params_collection():
+  stages = make_chain(2)
+  variables = init(stages)
+  broken = (variables[0], {'batch_stats': {}})
+  with pytest.raises(ValueError, match="'params' collection"):
+    sj.sideways_grads(stages, broken, random_clip(3), labels(3), xent)
+
+
+@pytest.mark.parametrize('fn', [sj.sideways_grads, sj.bp_grads])
+def test_non_finite_loss_is_reported(fn):
+  stages = make_chain(2)
+  variables = init(stages)
+  clip = random_clip(3).at[2].set(jnp.nan)
+  result = fn(stages, variables, clip, labels(3), xent)
+  assert not bool(result.metrics['loss_is_finite'])
+  with pytest.raises(FloatingPointError, match='non-finite'):
+    sj.check_finite(result)
+  fine = fn(stages, variables, random_clip(3), labels(3), xent)
+  assert bool(fine.metrics['loss_is_finite'])
+  sj.check_finite(fine)
+
+
+def test_bp_mode_must_be_known():
+  stages = make_chain(2)
+  with pytest.raises(ValueError, match="'batched' or 'scanned'"):
+    sj.bp_grads(stages, init(stages), random_clip(3), labels(3), xent,
+                mode='chunked')
+  assert np.isfinite(1.0)
