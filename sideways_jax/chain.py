@@ -52,18 +52,24 @@ def init_chain(stages: Stages, rng: jax.Array,
                example_frame: jax.Array) -> tuple[dict, ...]:
   """Initialises every stage in order on an example batch [B, ...].
 
-  Returns a tuple with one variables dict per stage. Stages are initialised
-  in training mode so that dropout and batchnorm create all their variables.
+  Returns a tuple with one variables dict per stage. Each stage's init is
+  jitted (op-by-op initialisation is slow on CPU) and only the shape of the
+  previous stage's output is propagated: initialisers do not read values.
   """
   variables = []
-  x = example_frame
+  x = jax.ShapeDtypeStruct(jnp.shape(example_frame),
+                           jnp.result_type(example_frame))
   for i, stage in enumerate(stages):
     key = jax.random.fold_in(rng, i)
-    stage_vars = stage.init({'params': key, 'dropout': key}, x, train=False)
-    stage_vars = dict(stage_vars)
+    init = jax.jit(lambda k, a, stage=stage: stage.init(
+        {'params': k, 'dropout': k}, a, train=False))
+    stage_vars = dict(init(key, jnp.zeros(x.shape, x.dtype)))
     variables.append(stage_vars)
     params, state = split_variables(stage_vars)
-    x, _ = apply_stage(stage, params, state, x, train=False, rng=None)
+    x = jax.eval_shape(
+        lambda p, s, a, stage=stage: apply_stage(stage, p, s, a, train=False,
+                                                 rng=None)[0],
+        params, state, x)
   return tuple(variables)
 
 

@@ -18,10 +18,11 @@ def _run(maybe_jit, fn, stages, variables, clip, targets, **kwargs):
   return call(variables, clip, targets)
 
 
-@pytest.mark.parametrize('num_stages', [2, 3, 4])
-@pytest.mark.parametrize('extra_frames', [0, 3])
-def test_constant_clip_sideways_equals_bp(maybe_jit, num_stages,
-                                          extra_frames):
+@pytest.mark.parametrize('num_stages,extra_frames,use_jit', [
+    (2, 0, False), (2, 3, True), (3, 0, True), (3, 3, False), (4, 0, True),
+    (4, 3, True)])
+def test_constant_clip_sideways_equals_bp(num_stages, extra_frames, use_jit):
+  maybe_jit = jax.jit if use_jit else (lambda f: f)
   stages = make_chain(num_stages, batchnorm=True)
   variables = init(stages)
   num_frames = 2 * num_stages - 1 + extra_frames

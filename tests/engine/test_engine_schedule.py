@@ -16,13 +16,13 @@ RTOL, ATOL = 1e-5, 1e-6
 
 @pytest.mark.parametrize('num_stages,num_frames', [(2, 3), (3, 5), (3, 8),
                                                    (4, 9)])
-def test_matches_index_explicit_reference(maybe_jit, num_stages, num_frames):
+def test_matches_index_explicit_reference(num_stages, num_frames):
   # Batchnorm off: the reference applies stages in training mode without
   # tracking statistics, which is all the gradient needs.
   stages = make_chain(num_stages, batchnorm=False)
   variables = init(stages)
   clip, targets = random_clip(num_frames), labels(num_frames)
-  side = maybe_jit(lambda v, c, t: sj.sideways_grads(stages, v, c, t, xent))(
+  side = jax.jit(lambda v, c, t: sj.sideways_grads(stages, v, c, t, xent))(
       variables, clip, targets)
   grads, counts, loss = reference_sideways(stages, variables, clip, targets,
                                            xent)

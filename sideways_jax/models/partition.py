@@ -1,0 +1,224 @@
+"""Cutting an ordered list of layers into Sideways stages.
+
+A network is first written as a sequence of named layers (each a Flax module
+with the stage signature `__call__(x, train)`), then grouped into contiguous
+stages. Cuts are given as *boundaries*: the indices of the layers that open a
+new stage, after the first. For 6 layers, boundaries (2, 4) give the stages
+layers[0:2], layers[2:4], layers[4:6]; () gives one stage holding everything.
+
+Each stage keeps its layers' names as the top keys of its variables
+(`{'params': {'conv1': ..., 'conv2': ...}}`), so variables move between two
+partitions of the same network by name (`regroup_variables`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sideways_jax.models.describe import describe_layers
+
+
+class Layer(NamedTuple):
+  """One named layer of a network, before it is grouped into stages."""
+  name: str
+  module: nn.Module
+
+
+class Stage(nn.Module):
+  """A contiguous run of layers applied in order: one Sideways module.
+
+  Attributes:
+    layers: the layer modules, bottom first.
+    names: their names, which key this stage's variables.
+  """
+  layers: tuple[nn.Module, ...]
+  names: tuple[str, ...]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if len(self.layers) != len(self.names):
+      raise ValueError(f'{len(self.layers)} layers but {len(self.names)} names')
+    for name, layer in zip(self.names, self.layers):
+      # Cloning under this stage with an explicit name keys the variables by
+      # layer name rather than by position, so partitions can swap weights.
+      x = layer.clone(parent=self, name=name)(x, train=train)
+    return x
+
+
+def validate_boundaries(boundaries: Sequence[int],
+                        num_layers: int) -> tuple[int, ...]:
+  """Checks that boundaries cut `num_layers` layers into non-empty stages.
+
+  Args:
+    boundaries: indices of the layers that start a new stage (not 0).
+    num_layers: how many layers the network has.
+
+  Returns:
+    The boundaries as a tuple of ints.
+
+  Raises:
+    ValueError: if a boundary is not an int in [1, num_layers - 1], or the
+      boundaries are not strictly increasing.
+  """
+  if num_layers < 1:
+    raise ValueError(f'a network needs at least one layer, got {num_layers}')
+  bounds = tuple(boundaries)
+  for b in bounds:
+    if isinstance(b, bool) or not isinstance(b, int):
+      raise ValueError(f'boundaries must be ints, got {bounds!r}')
+    if not 1 <= b <= num_layers - 1:
+      raise ValueError(
+          f'boundary {b} is out of range: with {num_layers} layers each '
+          f'boundary must be in [1, {num_layers - 1}], got {bounds!r}')
+  if any(a >= b for a, b in zip(bounds, bounds[1:])):
+    raise ValueError(f'boundaries must be strictly increasing, got {bounds!r}')
+  return bounds
+
+
+def stage_slices(boundaries: Sequence[int], num_layers: int) -> list[slice]:
+  """The layer slices of each stage that `boundaries` define."""
+  edges = (0, *validate_boundaries(boundaries, num_layers), num_layers)
+  return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def group_layers(layer_list: Sequence[Layer],
+                 boundaries: Sequence[int]) -> tuple[Stage, ...]:
+  """Groups named layers into stages, cutting before each boundary index."""
+  layer_list = tuple(layer_list)
+  names = [layer.name for layer in layer_list]
+  if len(set(names)) != len(names):
+    raise ValueError(f'layer names must be unique, got {names}')
+  return tuple(
+      Stage(layers=tuple(l.module for l in layer_list[s]),
+            names=tuple(l.name for l in layer_list[s]))
+      for s in stage_slices(boundaries, len(layer_list)))
+
+
+def balanced_boundaries(costs: Sequence[float],
+                        num_stages: int) -> tuple[int, ...]:
+  """Contiguous partition of per-layer costs minimising the largest stage.
+
+  Exact dynamic programme over split points, O(num_stages * n^2): cheap for
+  the handful of layers a video network has. Ties are broken deterministically
+  (the last cut as early as possible).
+
+  Args:
+    costs: non-negative cost of each layer (e.g. forward FLOPs per frame).
+    num_stages: how many non-empty stages to cut them into.
+
+  Returns:
+    The boundaries (see `validate_boundaries`) of an optimal partition.
+
+  Raises:
+    ValueError: if num_stages < 1 or > len(costs), or a cost is negative.
+  """
+  n = len(costs)
+  if num_stages < 1:
+    raise ValueError(f'num_stages must be >= 1, got {num_stages}')
+  if num_stages > n:
+    raise ValueError(
+        f'cannot cut {n} layers into {num_stages} stages: every stage needs '
+        f'at least one layer, so use at most {n} stages')
+  if any(c < 0 for c in costs):
+    raise ValueError(f'costs must be non-negative, got {list(costs)}')
+  prefix = [0]
+  for c in costs:
+    prefix.append(prefix[-1] + c)
+  inf = float('inf')
+  # best[j][m]: smallest possible largest stage for layers[:m] in j stages.
+  best = [[inf] * (n + 1) for _ in range(num_stages + 1)]
+  cut = [[0] * (n + 1) for _ in range(num_stages + 1)]
+  best[0][0] = 0
+  for j in range(1, num_stages + 1):
+    for m in range(j, n + 1):
+      for p in range(j - 1, m):
+        value = max(best[j - 1][p], prefix[m] - prefix[p])
+        if value < best[j][m]:
+          best[j][m], cut[j][m] = value, p
+  bounds = []
+  m = n
+  for j in range(num_stages, 1, -1):
+    m = cut[j][m]
+    bounds.append(m)
+  return tuple(reversed(bounds))
+
+
+def make_stages(layer_list: Sequence[Layer], *,
+                num_stages: int | None = None,
+                boundaries: Sequence[int] | None = None,
+                frame_shape: Sequence[int] = (112, 112, 3)
+               ) -> tuple[Stage, ...]:
+  """Cuts a network's layers into stages.
+
+  With neither argument, one layer per stage (the paper's cuts). With
+  `boundaries`, exactly those cuts. With `num_stages`, the partition that
+  minimises the largest stage's forward FLOPs per frame at `frame_shape`
+  (FLOPs of the fully-connected layers depend on the resolution).
+
+  Args:
+    layer_list: the network's named layers, bottom first.
+    num_stages: number of stages for a FLOP-balanced partition.
+    boundaries: explicit cuts (indices of layers opening a stage, not 0).
+    frame_shape: one frame's shape (H, W, C), for the FLOP counts.
+
+  Returns:
+    The stages, bottom first.
+  """
+  layer_list = tuple(layer_list)
+  n = len(layer_list)
+  if num_stages is not None and boundaries is not None:
+    raise ValueError('give num_stages or boundaries, not both')
+  if boundaries is not None:
+    return group_layers(layer_list, boundaries)
+  if num_stages is None or num_stages == n:
+    return group_layers(layer_list, range(1, n))
+  if num_stages < 1:
+    raise ValueError(f'num_stages must be >= 1, got {num_stages}')
+  if num_stages > n:
+    raise ValueError(
+        f'cannot cut {n} layers into {num_stages} stages: every stage needs '
+        f'at least one layer, so use at most {n} stages')
+  example = jax.ShapeDtypeStruct((1, *frame_shape), jnp.float32)
+  costs = [row.flops for row in describe_layers(layer_list, example)]
+  return group_layers(layer_list, balanced_boundaries(costs, num_stages))
+
+
+def regroup_variables(variables: Sequence[Mapping[str, Any]],
+                      stages: Sequence[Stage]) -> tuple[dict, ...]:
+  """Re-splits per-stage variables of one partition for another partition.
+
+  Works because each stage keys its variables by layer name; both partitions
+  must come from the same layer list.
+
+  Args:
+    variables: one variables dict per stage of the old partition.
+    stages: the new partition's stages.
+
+  Returns:
+    One variables dict per new stage, holding the same arrays.
+  """
+  by_layer: dict[str, dict[str, Any]] = {}  # collection -> name -> tree
+  for stage_vars in variables:
+    for collection, tree in stage_vars.items():
+      by_layer.setdefault(collection, {}).update(tree)
+  new_names = {n for stage in stages for n in stage.names}
+  dropped = sorted({n for trees in by_layer.values() for n in trees}
+                   - new_names)
+  if dropped:
+    raise ValueError(f'the new stages have no layers named {dropped}: they '
+                     'must come from the same layer list')
+  out = []
+  for stage in stages:
+    # Every stage gets a 'params' entry, even a parameter-free one.
+    stage_vars = {'params': {}}
+    for collection, trees in by_layer.items():
+      picked = {n: trees[n] for n in stage.names if n in trees}
+      if picked:
+        stage_vars[collection] = picked
+    out.append(stage_vars)
+  return tuple(out)
