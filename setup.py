@@ -30,6 +30,10 @@ setuptools.setup(
     extras_require={
         # Decoding real videos (UCF101, HMDB51, CATER, folders).
         'video': ['opencv-python-headless>=4.9'],
+        # TFDS's prepared `ucf101` (needs TensorFlow; never in the default
+        # install).
+        'tfds': ['tensorflow-datasets>=4.9.4', 'tensorflow-cpu',
+                 'array-record'],
         'test': [
             'pytest>=8',
             'opencv-python-headless>=4.9',

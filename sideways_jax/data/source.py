@@ -1,0 +1,87 @@
+"""The contract every clip source meets, and the errors the readers raise.
+
+A clip source is a random-access collection of examples. The loader
+(`sideways_jax.data.loader`) owns ordering, sharding, batching and randomness:
+it hands every `get` call a generator seeded from (seed, epoch, index), so a
+source must draw all of its randomness from that generator and nothing else.
+That is what makes batches identical for a seed whatever the thread timing.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+# Example layout returned by `ClipSource.get`:
+#   'video': uint8 [K, H, W, 3]  (RGB)
+#   'label': int32 []
+#   'mask':  bool  [K]           True for a real frame, False for padding.
+# Sources may add keys (e.g. CATER's multi-hot 'labels': bool [C]); the loader
+# stacks them along a new batch axis.
+Example = dict[str, np.ndarray]
+
+DATA_ROOT_ENV = 'SIDEWAYS_JAX_DATA_ROOT'
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+  """A random-access collection of video clips."""
+
+  num_classes: int  # 0 for unlabelled (auto-encoding) sources.
+
+  def __len__(self) -> int:
+    ...
+
+  def get(self, index: int, rng: np.random.Generator) -> Example:
+    """{'video': uint8 [K,H,W,3], 'label': int32 [], 'mask': bool [K]} (mask: real vs padded frame)."""
+    ...
+
+
+class DatasetLayoutError(FileNotFoundError):
+  """A dataset root, split file or class is missing, malformed or empty."""
+
+
+class VideoReadError(RuntimeError):
+  """One video could not be opened or decoded.
+
+  The loader catches exactly this error to skip a corrupt video (and count
+  it); anything else is a bug and propagates.
+  """
+
+  def __init__(self, path: str, reason: str):
+    super().__init__(f'cannot read video {path!r}: {reason}')
+    self.path = path
+    self.reason = reason
+
+
+def default_data_root() -> pathlib.Path:
+  """The default folder holding prepared datasets.
+
+  `$SIDEWAYS_JAX_DATA_ROOT` if set, else the repository's top-level `data/`
+  (two levels above this package), where the preparation scripts put them.
+  """
+  env = os.environ.get(DATA_ROOT_ENV)
+  if env:
+    return pathlib.Path(env).expanduser()
+  return pathlib.Path(__file__).resolve().parents[2] / 'data'
+
+
+def dataset_root(root: str | os.PathLike[str] | None, name: str) -> pathlib.Path:
+  """`root` if given, else `<default data root>/<name>`."""
+  if root is not None:
+    return pathlib.Path(root).expanduser()
+  return default_data_root() / name
+
+
+def layout_error(dataset: str, problem: str, layout: str,
+                 prepare: str) -> DatasetLayoutError:
+  """Builds an error that names the expected layout and how to prepare it."""
+  return DatasetLayoutError(
+      f'{dataset}: {problem}\n'
+      f'Expected layout:\n{layout}\n'
+      f'Prepare it with: {prepare}\n'
+      f'(see data/README.md; pass root=... or set ${DATA_ROOT_ENV} to read '
+      f'from elsewhere)')

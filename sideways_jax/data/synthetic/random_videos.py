@@ -1,0 +1,51 @@
+"""Random-number videos for speed runs.
+
+The paper times training on clips of random numbers to keep data loading
+out of the measurement (§4.3, Table 2). Content carries no signal: uniform
+uint8 noise with a uniformly random label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sideways_jax.data.synthetic import _render
+
+_TAG = 1  # Mixed into the seed so no two synthetic sets share streams.
+
+
+class RandomVideos:
+  """Uniform uint8 noise clips with random labels (a ClipSource).
+
+  Example `index` is a deterministic function of (seed, index) only.
+  """
+
+  def __init__(self, num_videos: int, clip_length: int, resolution: int,
+               num_classes: int, seed: int):
+    _render.check_positive(num_videos=num_videos, clip_length=clip_length,
+                           resolution=resolution, num_classes=num_classes)
+    self.num_videos = int(num_videos)
+    self.clip_length = int(clip_length)
+    self.resolution = int(resolution)
+    self.num_classes = int(num_classes)
+    self.seed = int(seed)
+    _render.example_rng(self.seed)  # Validates the seed early.
+
+  def __len__(self) -> int:
+    return self.num_videos
+
+  def get(self, index: int,
+          rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    """Returns {'video': uint8 [K,H,W,3], 'label': int32 [], 'mask': bool [K]}.
+
+    Args:
+      index: example index in [0, len(self)).
+      rng: unused (no augmentation); accepted for the ClipSource protocol.
+    """
+    del rng
+    index = _render.check_index(index, self.num_videos)
+    gen = _render.example_rng(self.seed, _TAG, index)
+    label = int(gen.integers(self.num_classes))
+    r = self.resolution
+    video = gen.integers(0, 256, (self.clip_length, r, r, 3), dtype=np.uint8)
+    return _render.clip_example(video, label)
