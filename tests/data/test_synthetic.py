@@ -132,15 +132,28 @@ def test_moving_shapes_splits_are_disjoint():
     assert np.abs(a['video'].astype(int) - b['video'].astype(int)).mean() > 5
 
 
-def test_moving_shapes_trail_and_distractors_change_pixels():
-  base = MovingShapes(4, 6, 24, 0, 'train', max_distractors=0, noise=0.0)
-  no_trail = MovingShapes(4, 6, 24, 0, 'train', max_distractors=0,
-                          noise=0.0, trail=0.0)
-  # Index 0 is square_right: its trail is visible, a spinner's too (3).
+def test_moving_shapes_trail_is_drawn():
+  options = dict(max_distractors=0, noise=0.0)
+  base = MovingShapes(4, 6, 24, 0, 'train', **options)
+  no_trail = MovingShapes(4, 6, 24, 0, 'train', trail=0.0, **options)
+  # square_right (0) and square_spin_cw (3) both leave a visible trail.
   for index in (0, 3):
     diff = np.abs(base.get(index)['video'].astype(int)
                   - no_trail.get(index)['video'].astype(int))
     assert diff.max() > 20
+
+
+def test_moving_shapes_distractors_add_objects():
+  def bright_fraction(max_distractors):
+    source = MovingShapes(40, 2, 32, 0, 'train', noise=0.0, clutter=0.0,
+                          max_distractors=max_distractors)
+    # Objects have luma >= 0.5, the plain background <= 0.3.
+    luma = [source.get(i)['video'].astype(np.float32) @ [0.299, 0.587, 0.114]
+            for i in range(len(source))]
+    return np.mean([np.mean(v > 0.4 * 255) for v in luma])
+
+  # Uniformly 0-2 distractors, each about a quarter of the actor's area.
+  assert bright_fraction(2) > 1.1 * bright_fraction(0)
 
 
 def test_cater_like_speed_increases_frame_to_frame_difference():
@@ -179,3 +192,14 @@ def test_cater_like_chunking_does_not_change_video():
   a = CaterLikeStream(1, 20, 24, 2, chunk=3).get(0)['video']
   b = CaterLikeStream(1, 20, 24, 2, chunk=64).get(0)['video']
   assert a.tobytes() == b.tobytes()
+
+
+def test_moving_shapes_bounding_boxes_do_not_change_pixels(monkeypatch):
+  from sideways_jax.data.synthetic import _render
+  cropped = [MovingShapes(10, 5, 24, 0, 'test').get(i)['video']
+             for i in range(10)]
+  monkeypatch.setattr(_render, 'bounding_box',
+                      lambda x, y, reach, r: (slice(0, r), slice(0, r)))
+  full = [MovingShapes(10, 5, 24, 0, 'test').get(i)['video']
+          for i in range(10)]
+  assert all(a.tobytes() == b.tobytes() for a, b in zip(cropped, full))

@@ -69,6 +69,21 @@ def offsets(ys: np.ndarray, xs: np.ndarray, cx: np.ndarray,
   return xs - cx, ys - cy
 
 
+def bounding_box(x: np.ndarray, y: np.ndarray, reach: float,
+                 resolution: int) -> tuple[slice, slice]:
+  """Rows and columns that centres (x, y) plus `reach` pixels can touch.
+
+  Drawing only there gives the same image (coverage is exactly 0 outside)
+  at a fraction of the cost when objects are small.
+  """
+  reach = reach + 1.0  # Anti-aliased edges spill half a pixel.
+  def span(v):
+    lo = int(np.clip(np.floor(np.min(v) - reach), 0, resolution))
+    hi = int(np.clip(np.ceil(np.max(v) + reach), 0, resolution))
+    return slice(lo, max(lo, hi))
+  return span(y), span(x)
+
+
 def _rotate(dx, dy, angle):
   # Into the shape's own frame: rotate the offsets by -angle.
   c = np.cos(angle)[..., None, None].astype(np.float32)
