@@ -88,3 +88,12 @@ def xent(logits, targets):
 def max_abs_diff(a, b) -> float:
   return max(float(jnp.abs(x - y).max())
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def jit_grads(fn, stages, **kwargs):
+  """`fn(stages, variables, clip, targets, xent, **kwargs)` under one jit.
+
+  Eager calls compile every primitive separately on CPU; one jit per test is
+  much cheaper. Errors raised while tracing still surface as ValueErrors.
+  """
+  return jax.jit(lambda v, c, t: fn(stages, v, c, t, xent, **kwargs))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sideways_jax as sj
-from engine_chains import (ConvStage, constant_clip, init, labels, make_chain,
+from engine_chains import (ConvStage, constant_clip, jit_grads, init, labels, make_chain,
                            max_abs_diff, random_clip, xent)
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -66,14 +66,15 @@ def test_random_clip_sideways_differs_from_bp():
   stages = make_chain(3)
   variables = init(stages)
   clip, targets = random_clip(7), labels(7)
-  side = sj.sideways_grads(stages, variables, clip, targets, xent)
-  bp = sj.bp_grads(stages, variables, clip, targets, xent)
+  side = jit_grads(sj.sideways_grads, stages)(variables, clip, targets)
+  bp = jit_grads(sj.bp_grads, stages)(variables, clip, targets)
   # The top stage sees the same frames, only fewer of them; lower stages
   # pair activations and cotangents of different frames.
   assert max_abs_diff(side.grads[0], bp.grads[0]) > 1e-3
 
 
-def test_bp_batched_equals_bp_scanned(maybe_jit):
+def test_bp_batched_equals_bp_scanned():
+  maybe_jit = jax.jit
   stages = make_chain(4, batchnorm=True)
   variables = init(stages)
   clip, targets = random_clip(6), labels(6)
@@ -96,7 +97,7 @@ def test_eval_mode_leaves_batchnorm_state_unchanged():
   variables = init(stages)
   clip, targets = random_clip(5), labels(5)
   for fn in (sj.sideways_grads, sj.bp_grads):
-    result = fn(stages, variables, clip, targets, xent, train=False)
+    result = jit_grads(fn, stages, train=False)(variables, clip, targets)
     chex.assert_trees_all_equal(result.state[1], {
         'batch_stats': variables[1]['batch_stats']})
 

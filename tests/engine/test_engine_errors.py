@@ -1,11 +1,13 @@
 """Bad input gets a clear error naming the problem."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import sideways_jax as sj
-from engine_chains import init, labels, make_chain, random_clip, xent
+from engine_chains import (init, jit_grads, labels, make_chain, random_clip,
+                           xent)
 
 
 @pytest.mark.parametrize('fn', [sj.sideways_grads, sj.bp_grads])
@@ -36,7 +38,8 @@ def test_clip_shorter_than_2d_minus_1():
   with pytest.raises(ValueError, match=r'at least 2D-1=5 frames, got K=4'):
     sj.sideways_grads(stages, variables, random_clip(4), labels(4), xent)
   # BP has no such limit.
-  sj.bp_grads(stages, variables, random_clip(4), labels(4), xent)
+  jax.eval_shape(jit_grads(sj.bp_grads, stages), variables, random_clip(4),
+                 labels(4))
 
 
 def test_missing_params_collection():
@@ -52,11 +55,12 @@ def test_non_finite_loss_is_reported(fn):
   stages = make_chain(2)
   variables = init(stages)
   clip = random_clip(3).at[2].set(jnp.nan)
-  result = fn(stages, variables, clip, labels(3), xent)
+  run = jit_grads(fn, stages)
+  result = run(variables, clip, labels(3))
   assert not bool(result.metrics['loss_is_finite'])
   with pytest.raises(FloatingPointError, match='non-finite'):
     sj.check_finite(result)
-  fine = fn(stages, variables, random_clip(3), labels(3), xent)
+  fine = run(variables, random_clip(3), labels(3))
   assert bool(fine.metrics['loss_is_finite'])
   sj.check_finite(fine)
 

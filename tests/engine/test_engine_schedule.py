@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import sideways_jax as sj
-from engine_chains import (DropoutHead, ConvStage, init, labels, make_chain,
-                           max_abs_diff, random_clip, xent)
+from engine_chains import (DropoutHead, ConvStage, init, jit_grads, labels,
+                           make_chain, max_abs_diff, random_clip, xent)
 from reference_loop import reference_sideways
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -36,8 +36,8 @@ def test_matches_index_explicit_reference(num_stages, num_frames):
 def test_valid_step_counts(num_stages, num_frames):
   stages = make_chain(num_stages, batchnorm=False)
   variables = init(stages)
-  side = sj.sideways_grads(stages, variables, random_clip(num_frames),
-                           labels(num_frames), xent)
+  side = jit_grads(sj.sideways_grads, stages)(
+      variables, random_clip(num_frames), labels(num_frames))
   expected = [num_frames - 2 * num_stages + i + 1
               for i in range(1, num_stages + 1)]
   np.testing.assert_array_equal(side.metrics['valid_steps'], expected)
@@ -100,7 +100,7 @@ def test_no_leakage_across_clips():
   for t in range(num_frames):
     state, _ = step(state, clip_b[t], targets_b[t])
   after_a, _ = sj.take_gradients(state, variables)
-  alone = sj.sideways_grads(stages, variables, clip_b, targets_b, xent)
+  alone = jit_grads(sj.sideways_grads, stages)(variables, clip_b, targets_b)
   chex.assert_trees_all_close(after_a.grads, alone.grads, rtol=RTOL,
                               atol=ATOL)
   chex.assert_trees_all_close(after_a.state, alone.state, rtol=RTOL,
@@ -124,8 +124,8 @@ def test_origin_alignment_uses_target_of_the_output_frame():
   targets = jnp.broadcast_to(jnp.arange(num_frames)[:, None] % 5,
                              (num_frames, clip.shape[1]))
   for alignment, shift in (('current', 0), ('origin', num_stages - 1)):
-    side = sj.sideways_grads(stages, variables, clip, targets, xent,
-                             target_alignment=alignment)
+    side = jit_grads(sj.sideways_grads, stages,
+                     target_alignment=alignment)(variables, clip, targets)
     outputs = side.metrics['outputs']
     for t in range(num_stages - 1, num_frames):
       np.testing.assert_allclose(side.metrics['step_losses'][t],
@@ -141,14 +141,15 @@ def test_dropout_is_keyed_by_frame_so_bp_and_sideways_agree_on_one_stage():
   variables = init(stages)
   clip, targets = random_clip(4), labels(4)
   rng = jax.random.PRNGKey(7)
-  side = sj.sideways_grads(stages, variables, clip, targets, xent, rng=rng)
-  bp = sj.bp_grads(stages, variables, clip, targets, xent, rng=rng)
+  side = jit_grads(sj.sideways_grads, stages, rng=rng)(variables, clip,
+                                                       targets)
+  bp = jit_grads(sj.bp_grads, stages, rng=rng)(variables, clip, targets)
   chex.assert_trees_all_close(side.grads, bp.grads, rtol=RTOL, atol=ATOL)
-  other = sj.bp_grads(stages, variables, clip, targets, xent,
-                      rng=jax.random.PRNGKey(8))
+  other = jit_grads(sj.bp_grads, stages, rng=jax.random.PRNGKey(8))(
+      variables, clip, targets)
   assert max_abs_diff(other.grads, bp.grads) > 1e-4
-  evaluated = [sj.bp_grads(stages, variables, clip, targets, xent, rng=r,
-                           train=False) for r in (rng, jax.random.PRNGKey(8))]
+  evaluated = [jit_grads(sj.bp_grads, stages, rng=r, train=False)(
+      variables, clip, targets) for r in (rng, jax.random.PRNGKey(8))]
   chex.assert_trees_all_close(evaluated[0].grads, evaluated[1].grads)
 
 
@@ -158,11 +159,11 @@ def test_streaming_episode_of_one_step_takes_gradients_every_step():
   variables = init(stages)
   clip, targets = random_clip(5), labels(5)
   state = sj.init_pipeline(stages, variables, clip[0])
+  step = jax.jit(lambda s, x, y: sj.take_gradients(
+      sj.sideways_step(stages, variables, s, x, y, xent)[0], variables))
   counts = []
   for t in range(5):
-    state, _ = sj.sideways_step(stages, variables, state, clip[t],
-                                targets[t], xent)
-    episode, state = sj.take_gradients(state, variables)
+    episode, state = step(state, clip[t], targets[t])
     counts.append(np.asarray(episode.valid_steps).tolist())
   # Stage 2 (top) is valid from step 2, stage 1 from step 3 (1-indexed).
   assert counts == [[0, 0], [0, 1], [1, 1], [1, 1], [1, 1]]
