@@ -154,10 +154,16 @@ def build_folder(root: pathlib.Path) -> pathlib.Path:
   return root
 
 
+# Captured at import: other test folders have a `conftest` module too, and
+# under pytest's default import mode a later one replaces this one in
+# sys.modules['conftest'].
+_THIS_MODULE = sys.modules[__name__]
+
+
 @pytest.fixture
 def fx() -> types.ModuleType:
   """This module, so tests reach the writers whatever pytest's import mode."""
-  return sys.modules[__name__]
+  return _THIS_MODULE
 
 
 @pytest.fixture

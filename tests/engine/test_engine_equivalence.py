@@ -13,6 +13,12 @@ from engine_chains import (ConvStage, constant_clip, jit_grads, init, labels, ma
 RTOL, ATOL = 1e-5, 1e-6
 
 
+@pytest.fixture(params=[False, True], ids=['eager', 'jit'])
+def maybe_jit(request):
+  """Wraps a function in jax.jit or leaves it alone: tests run both ways."""
+  return jax.jit if request.param else (lambda f: f)
+
+
 def _run(maybe_jit, fn, stages, variables, clip, targets, **kwargs):
   call = maybe_jit(lambda v, c, t: fn(stages, v, c, t, xent, **kwargs))
   return call(variables, clip, targets)
