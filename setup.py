@@ -26,6 +26,11 @@ setuptools.setup(
         'ml-collections>=1.0',
         'absl-py>=2.1',
         'numpy>=1.26',
+        # The experiment runner (sideways_jax.train): checkpoints, TensorBoard
+        # event files without TensorFlow, PNG plots.
+        'orbax-checkpoint>=0.11',
+        'tensorboardX>=2.6',
+        'matplotlib>=3.8',
     ],
     extras_require={
         # Decoding real videos (UCF101, HMDB51, CATER, folders).

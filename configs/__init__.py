@@ -1,0 +1,1 @@
+"""Experiment configs: `python experiments/main.py --config=configs/<name>.py`."""

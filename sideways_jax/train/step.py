@@ -1,0 +1,182 @@
+"""Jitted training and evaluation steps for video classification.
+
+Batches are time-major (see `sideways_jax.data`): 'video' uint8
+[K, B, H, W, 3], 'label' int32 [B], 'mask' bool [K, B] (real vs padded
+frame) and, in evaluation, 'example_valid' bool [B] (real vs padded clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sideways_jax import chain as chain_lib
+from sideways_jax import registry
+from sideways_jax.data import normalize_video
+from sideways_jax.train import state as state_lib
+
+Batch = Mapping[str, Any]
+Metrics = dict[str, jax.Array]
+TRAIN_KEYS = ('video', 'label', 'mask')
+EVAL_KEYS = TRAIN_KEYS + ('example_valid',)
+
+
+def frame_xent(logits: jax.Array, target: Mapping[str, jax.Array]) -> jax.Array:
+  """Cross-entropy of one step: logits [B, C], target 'label' [B], 'weight' [B].
+
+  Padded frames have weight 0; the mean is over the batch, so a step whose
+  frames are all real gets the plain mean cross-entropy.
+  """
+  losses = optax.softmax_cross_entropy_with_integer_labels(
+      logits, target['label'])
+  return jnp.sum(losses * target['weight']) / logits.shape[0]
+
+
+def video_predictions(logits: jax.Array, frame_valid: jax.Array) -> jax.Array:
+  """Class of each clip from its averaged frame probabilities.
+
+  Args:
+    logits: [K, B, C] per-frame logits.
+    frame_valid: bool [K, B], the frames that count.
+
+  Returns:
+    int32 [B]: argmax of the mean softmax over the valid frames.
+  """
+  weight = frame_valid.astype(jnp.float32)[..., None]
+  summed = jnp.sum(jax.nn.softmax(logits) * weight, axis=0)
+  return jnp.argmax(summed, axis=-1)
+
+
+def _classification_counts(logits: jax.Array, labels: jax.Array,
+                           frame_valid: jax.Array,
+                           clip_valid: jax.Array) -> Metrics:
+  """Correct/total counts of clips and frames (sums, so batches add up)."""
+  frame_correct = (jnp.argmax(logits, -1) == labels[None]) & frame_valid
+  video_correct = (video_predictions(logits, frame_valid) == labels) & (
+      clip_valid)
+  return {
+      'correct_videos': jnp.sum(video_correct, dtype=jnp.int32),
+      'num_videos': jnp.sum(clip_valid, dtype=jnp.int32),
+      'correct_frames': jnp.sum(frame_correct, dtype=jnp.int32),
+      'num_frames': jnp.sum(frame_valid, dtype=jnp.int32),
+  }
+
+
+def make_train_step(stages: chain_lib.Stages,
+                    optimizer: optax.GradientTransformation, *,
+                    algorithm: str, target_alignment: str, bp_mode: str,
+                    input_mean: float, input_std: float,
+                    learning_rate_fn: optax.Schedule
+                   ) -> Callable[[state_lib.TrainState, Batch],
+                                 tuple[state_lib.TrainState, Metrics]]:
+  """One optimizer update per clip batch, with `grad_fn(algorithm)` gradients.
+
+  Args:
+    stages: the model's stage chain.
+    optimizer: updates the params with the clip's gradients.
+    algorithm: 'bp' or 'sideways'.
+    target_alignment: passed to the gradient function ('current'/'origin').
+    bp_mode: 'batched' or 'scanned' (BP only).
+    input_mean: subtracted from frames on the [0, 1] scale.
+    input_std: divides the centred frames.
+    learning_rate_fn: the optimizer's schedule, for logging.
+
+  Returns:
+    A jitted `step(state, batch) -> (state, metrics)`; it donates `state`.
+    Metrics are device scalars: 'loss', 'video_accuracy', 'frame_accuracy',
+    'grad_norm', 'learning_rate', 'loss_is_finite'.
+  """
+  gradients = registry.grad_fn(algorithm)
+  extra = {'mode': bp_mode} if algorithm == 'bp' else {}
+
+  def step(state: state_lib.TrainState, batch: Batch):
+    clip = normalize_video(batch['video'], mean=input_mean, std=input_std)
+    num_frames = clip.shape[0]
+    labels = batch['label']
+    targets = {
+        'label': jnp.broadcast_to(labels, (num_frames,) + labels.shape),
+        'weight': batch['mask'].astype(jnp.float32),
+    }
+    result = gradients(stages, state.variables(), clip, targets, frame_xent,
+                       rng=jax.random.fold_in(state.rng, state.step),
+                       train=True, target_alignment=target_alignment,
+                       **extra)
+    updates, opt_state = optimizer.update(result.grads, state.opt_state,
+                                          state.params)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        model_state=tuple(dict(s) for s in result.state),
+        opt_state=opt_state)
+
+    # An output counts when the pipeline emitted a real one and the frame it
+    # came from is real (Sideways' first D-1 outputs are warm-up).
+    origin = jnp.clip(result.metrics['output_frame'], 0, num_frames - 1)
+    frame_valid = (result.metrics['output_valid'][:, None]
+                   & batch['mask'][origin])
+    counts = _classification_counts(
+        result.metrics['outputs'], labels, frame_valid,
+        jnp.ones(labels.shape, bool))
+    metrics = {
+        'loss': result.loss,
+        'video_accuracy': counts['correct_videos'] / counts['num_videos'],
+        'frame_accuracy': counts['correct_frames'] / jnp.maximum(
+            counts['num_frames'], 1),
+        'grad_norm': optax.tree.norm(result.grads),
+        'learning_rate': learning_rate_fn(state.step),
+        'loss_is_finite': result.metrics['loss_is_finite'],
+    }
+    return new_state, metrics
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def forward_frames(stages: chain_lib.Stages,
+                   variables: chain_lib.ChainVariables,
+                   clip: jax.Array) -> jax.Array:
+  """Eval-mode outputs of every frame: clip [K, B, ...] -> [K, B, ...]."""
+  split = [chain_lib.split_variables(v) for v in variables]
+
+  def forward(frame):
+    x = frame
+    for stage, (params, state) in zip(stages, split):
+      x, _ = chain_lib.apply_stage(stage, params, state, x, train=False,
+                                   rng=None)
+    return x
+  return jax.vmap(forward)(clip)
+
+
+def make_eval_step(stages: chain_lib.Stages, *, input_mean: float,
+                   input_std: float
+                  ) -> Callable[[state_lib.TrainState, Batch], Metrics]:
+  """Eval-mode classification counts of one batch (sums over the batch).
+
+  Evaluation is the same for both algorithms: they train the same
+  frame-based model, and with fixed weights the Sideways pipeline computes
+  exactly a plain forward pass per frame (only later), so every real frame
+  of every real clip is classified and the video's class is the argmax of
+  its averaged frame probabilities.
+
+  Returns:
+    A jitted `eval_step(state, batch)` giving int32 'correct_videos',
+    'num_videos', 'correct_frames', 'num_frames' and f32 'loss_sum' (the
+    summed cross-entropy of the counted frames).
+  """
+
+  def eval_step(state: state_lib.TrainState, batch: Batch) -> Metrics:
+    clip = normalize_video(batch['video'], mean=input_mean, std=input_std)
+    logits = forward_frames(stages, state.variables(), clip)
+    clip_valid = batch['example_valid']
+    frame_valid = batch['mask'] & clip_valid[None]
+    counts = _classification_counts(logits, batch['label'], frame_valid,
+                                     clip_valid)
+    losses = optax.softmax_cross_entropy_with_integer_labels(
+        logits, jnp.broadcast_to(batch['label'], frame_valid.shape))
+    counts['loss_sum'] = jnp.sum(jnp.where(frame_valid, losses, 0.0))
+    return counts
+
+  return jax.jit(eval_step)

@@ -1,0 +1,91 @@
+"""Checks a run config before anything is built or compiled.
+
+Every message says which config key to change, in the `--config.<key>=...`
+form users type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sideways_jax import registry
+from sideways_jax import sideways
+
+MODEL_NAMES = ('simple_cnn', 'vgg8')
+OPTIMIZER_NAMES = ('adamw', 'sgd')
+SCHEDULE_NAMES = ('constant', 'cosine')
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message says what to change."""
+
+
+def _require(condition: bool, message: str) -> None:
+  if not condition:
+    raise ConfigError(message)
+
+
+def run_algorithms(config: Any) -> tuple[str, ...]:
+  """The algorithms a config trains, in order: BP first when comparing."""
+  if config.compare:
+    return tuple(sorted(registry.ALGORITHMS))
+  return (config.algorithm,)
+
+
+def check_clip_length(clip_length: int, num_stages: int) -> None:
+  """K >= 2D - 1, or a ConfigError saying which key to change."""
+  need = sideways.min_clip_length(num_stages)
+  _require(
+      clip_length >= need,
+      f'data.clip_length={clip_length} is too short for Sideways with '
+      f'model.num_stages={num_stages}: every stage needs clips of at least '
+      f'2D-1={need} frames to get a valid gradient step. Set '
+      f'--config.data.clip_length={need} (or more), or '
+      f'--config.model.num_stages={(clip_length + 1) // 2} (or fewer), or '
+      'train BP only (--config.algorithm=bp --config.compare=False).')
+
+
+def validate_config(config: Any) -> None:
+  """Raises ConfigError for values that cannot work (before any compile).
+
+  Args:
+    config: a run config (see configs/common.py for the fields).
+  """
+  _require(
+      config.algorithm in registry.ALGORITHMS,
+      f'algorithm={config.algorithm!r}: choose one of '
+      f'{sorted(registry.ALGORITHMS)}, e.g. --config.algorithm=bp')
+  _require(config.model.name in MODEL_NAMES,
+           f'model.name={config.model.name!r}: choose one of {MODEL_NAMES}')
+  _require(config.model.num_stages >= 1,
+           f'model.num_stages={config.model.num_stages} must be >= 1')
+  if 'sideways' in run_algorithms(config):
+    check_clip_length(config.data.clip_length, config.model.num_stages)
+  _require(config.data.clip_length >= 1 and config.data.stride >= 1
+           and config.data.resolution >= 1,
+           'data.clip_length, data.stride and data.resolution must be >= 1')
+  _require(config.target_alignment in ('current', 'origin'),
+           f"target_alignment={config.target_alignment!r}: choose 'current' "
+           "or 'origin'")
+  _require(config.bp_mode in ('batched', 'scanned'),
+           f"bp_mode={config.bp_mode!r}: choose 'batched' or 'scanned'")
+  for key in ('batch_size', 'eval_batch_size', 'num_train_steps', 'log_every',
+              'eval_every', 'checkpoint_every', 'max_checkpoints_to_keep'):
+    _require(config[key] >= 1, f'{key}={config[key]} must be >= 1')
+  _require(config.max_eval_batches >= 0,
+           f'max_eval_batches={config.max_eval_batches} must be >= 0 (0: '
+           'the whole eval split)')
+  _require(config.data.std > 0, f'data.std={config.data.std} must be > 0')
+  opt = config.optimizer
+  _require(opt.name in OPTIMIZER_NAMES,
+           f'optimizer.name={opt.name!r}: choose one of {OPTIMIZER_NAMES}')
+  _require(opt.schedule in SCHEDULE_NAMES,
+           f'optimizer.schedule={opt.schedule!r}: choose one of '
+           f'{SCHEDULE_NAMES}')
+  _require(opt.learning_rate > 0 and opt.weight_decay >= 0
+           and opt.warmup_steps >= 0 and opt.grad_clip_norm >= 0,
+           'optimizer: need learning_rate > 0 and weight_decay, warmup_steps, '
+           'grad_clip_norm >= 0')
+  if config.sweep.field:
+    _require(len(config.sweep.choices) > 0,
+             f'sweep.field={config.sweep.field!r} needs sweep.choices')
