@@ -13,12 +13,13 @@ from ml_collections import config_dict
 ARGS = ('smoke',)
 
 
-def parse_arg(arg: str | None) -> frozenset[str]:
-  """Words of the `:arg` suffix of --config (comma-separated)."""
+def parse_arg(arg: str | None, known: tuple[str, ...] = ARGS
+              ) -> frozenset[str]:
+  """Words of the `:arg` suffix of --config (comma-separated), all `known`."""
   words = frozenset(w for w in (arg or '').split(',') if w)
-  unknown = sorted(words - set(ARGS))
+  unknown = sorted(words - set(known))
   if unknown:
-    raise ValueError(f'unknown config argument(s) {unknown}; known: {ARGS}, '
+    raise ValueError(f'unknown config argument(s) {unknown}; known: {known}, '
                      'e.g. --config=configs/hmdb_simplecnn.py:smoke')
   return words
 

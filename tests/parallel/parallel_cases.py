@@ -1,0 +1,300 @@
+"""Scenarios that need several devices, run inside the worker process.
+
+Each case builds a tiny Simple-CNN or VGG-8, runs the depth-parallel trainer
+and the single-device engine (`sideways_grads` / `bp_grads` + the same optax
+update on the stage pytrees) side by side, and returns JSON-able numbers:
+for every compared quantity the worst `|a - b| / (atol + rtol |b|)` (<= 1
+means allclose), plus magnitudes that show the comparison is not vacuous.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import sideways_jax as sj
+from sideways_jax import models
+from sideways_jax import parallel
+from sideways_jax.parallel import layout as layout_lib
+
+NUM_CLASSES = 5
+# Batchnorm over fewer values is so ill-conditioned that fp32 rounding alone
+# sends two runs apart within three updates: 32x32 frames and 4 clips per
+# shard keep VGG-8's 2x2 maps well conditioned.
+SIZE = 32
+PER_SHARD = 4   # clips per data shard
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def build(model: str, num_stages: int, dropout: float = 0.0,
+          impl: str = 'xla'):
+  """A tiny chain (narrow widths keep compiles short).
+
+  impl='xla' (native convolutions) compiles ~2.5x faster than the im2col
+  form the benchmarks use; the engine does not care which one runs.
+  """
+  frame_shape = (SIZE, SIZE, 3)
+  if model == 'simple_cnn':
+    return models.simple_cnn(NUM_CLASSES, num_stages=num_stages,
+                             channels=(4, 6, 6, 8, 8),
+                             frame_shape=frame_shape, impl=impl)
+  if model == 'vgg8':
+    return models.vgg8(NUM_CLASSES, num_stages=num_stages, width=1 / 32,
+                       dropout_rate=dropout, frame_shape=frame_shape,
+                       impl=impl)
+  raise ValueError(model)
+
+
+def init_variables(stages, seed: int = 0):
+  frame = jnp.zeros((PER_SHARD, SIZE, SIZE, 3))
+  return jax.jit(lambda k: sj.init_chain(stages, k, frame))(
+      jax.random.PRNGKey(seed))
+
+
+def batch(num_frames: int, batch_size: int, seed: int):
+  """A random clip [K, B, H, W, 3] and its repeated labels [K, B] (host)."""
+  rng = np.random.default_rng(seed)
+  clip = rng.standard_normal((num_frames, batch_size, SIZE, SIZE, 3))
+  labels = rng.integers(0, NUM_CLASSES, (batch_size,))
+  return (clip.astype(np.float32),
+          np.broadcast_to(labels, (num_frames, batch_size)).astype(np.int32))
+
+
+def xent(logits, targets):
+  return optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                         targets).mean()
+
+
+def close_ratio(a, b, rtol: float = RTOL, atol: float = ATOL) -> float:
+  """Worst |a-b| / (atol + rtol |b|) over all leaves: <= 1 is allclose."""
+  worst = 0.0
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    assert x.shape == y.shape, (x.shape, y.shape)
+    if x.size:
+      ratio = np.abs(x - y) / (atol + rtol * np.abs(y))
+      worst = max(worst, float(np.max(ratio)))
+  return worst
+
+
+def max_abs(tree) -> float:
+  return max([0.0] + [float(np.max(np.abs(np.asarray(x))))
+                      for x in jax.tree.leaves(tree) if np.size(x)])
+
+
+def max_abs_diff(a, b) -> float:
+  return max_abs(jax.tree.map(lambda x, y: np.asarray(x) - np.asarray(y),
+                              a, b))
+
+
+def _mean(trees):
+  return jax.tree.map(lambda *xs: sum(xs) / len(xs), *trees)
+
+
+def _reference_grads(algorithm: str, stages, shards: int,
+                     alignment: str = 'current'):
+  """Single-device gradients, averaged over `shards` batch shards.
+
+  One jitted program per shard shape, called once per shard (a program that
+  unrolled every shard would take `shards` times longer to compile).
+  """
+  fn = sj.sideways_grads if algorithm == 'sideways' else sj.bp_grads
+  one = jax.jit(lambda variables, clip, targets, rng: fn(
+      stages, variables, clip, targets, xent, rng=rng,
+      target_alignment=alignment))
+
+  @jax.jit
+  def mean(results):
+    return (_mean([r.grads for r in results]),
+            _mean([r.state for r in results]),
+            jnp.mean(jnp.stack([r.loss for r in results])))
+
+  def grads(variables, clip, targets, rng):
+    size = clip.shape[1] // shards
+    results = []
+    for i in range(shards):
+      key = None if rng is None else (
+          jax.random.fold_in(rng, i) if shards > 1 else rng)
+      part = slice(i * size, (i + 1) * size)
+      results.append(one(variables, clip[:, part], targets[:, part], key))
+    return mean(results)
+  return grads
+
+
+def _optimizer():
+  # Linear in the gradient (unlike adam's first steps, ~lr * sign(g)), so
+  # fp32 rounding in near-zero gradients cannot flip an update.
+  return optax.sgd(0.05, momentum=0.9)
+
+
+def train_equivalence(algorithm: str, model: str, num_data: int,
+                      num_stages: int, steps: int = 2, dropout: float = 0.0,
+                      extra_frames: int = 1, versus_bp: bool = False,
+                      check_grads: bool = True, impl: str = 'xla',
+                      alignment: str = 'current') -> dict:
+  """Parallel trainer vs the single-device engine over a few updates."""
+  stages = build(model, num_stages, dropout, impl)
+  variables = init_variables(stages)
+  mesh = parallel.make_mesh(num_data, num_stages)
+  shards = num_data * (num_stages if algorithm == 'bp_data' else 1)
+  num_frames = 2 * num_stages - 1 + extra_frames
+  clips = [batch(num_frames, PER_SHARD * shards, seed) for seed in
+           range(steps)]
+  rngs = [jax.random.PRNGKey(7 + s) if dropout else None
+          for s in range(steps)]
+  trainer = parallel.ParallelTrainer(algorithm, stages, variables, mesh, xent,
+                                     _optimizer(), clips[0][0],
+                                     target_alignment=alignment)
+  state = trainer.init(variables)
+  out = {'loss': 0.0}
+  if trainer.staged:
+    _check_placement(trainer, state, variables, out)
+  # Batchnorm and dropout see one shard's clips: compare shard by shard.
+  # Without them, the full batch must give the same numbers.
+  per_shard = model == 'vgg8' or dropout > 0
+  reference = _reference_grads(algorithm, stages, shards if per_shard else 1,
+                               alignment)
+  optimizer = _optimizer()
+
+  @jax.jit
+  def ref_update(grads, opt_state, params):
+    # One program, not one small compile per leaf and operation.
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  ref_vars = variables
+  ref_params = tuple(v['params'] for v in variables)
+  ref_opt = jax.jit(optimizer.init)(ref_params)
+  for step, ((clip, targets), rng) in enumerate(zip(clips, rngs)):
+    placed = trainer.place(clip, targets)
+    if step == 0 and check_grads:
+      got = trainer.grads(state, *placed, rng=rng)
+    state, metrics = trainer.train_step(state, *placed, rng=rng)
+    grads, new_state, loss = reference(ref_vars, clip, targets, rng)
+    if step == 0:
+      out['valid_steps'] = np.asarray(metrics['valid_steps']).tolist()
+    if step == 0 and check_grads:
+      out['grads'] = close_ratio(got.grads, grads)
+      out['grad_scale'] = max_abs(grads)
+      out['state'] = close_ratio(got.state, new_state)
+      if versus_bp:
+        bp = _reference_grads('bp', stages, 1)(variables, clip, targets, rng)
+        out['sideways_vs_bp'] = close_ratio(got.grads, bp[0])
+    out['loss'] = max(out['loss'], close_ratio(np.asarray(metrics['loss']),
+                                               loss))
+    ref_params, ref_opt = ref_update(grads, ref_opt, ref_params)
+    ref_vars = tuple({'params': p, **s} for p, s in zip(ref_params,
+                                                        new_state))
+    step_params = [v['params'] for v in trainer.variables(state)]
+    out.setdefault('params_per_step', []).append(
+        close_ratio(step_params, ref_params))
+  final = trainer.variables(state)
+  if trainer.staged:
+    _check_placement(trainer, state, final, out)
+  out['params_after'] = close_ratio([v['params'] for v in final],
+                                    [v['params'] for v in ref_vars])
+  out['state_after'] = close_ratio([{k: x for k, x in v.items()
+                                     if k != 'params'} for v in final],
+                                   [{k: x for k, x in v.items()
+                                     if k != 'params'} for v in ref_vars])
+  out['param_change'] = max_abs_diff([v['params'] for v in final],
+                                     [v['params'] for v in variables])
+  out['state_change'] = max_abs_diff(
+      [{k: x for k, x in v.items() if k != 'params'} for v in final],
+      [{k: x for k, x in v.items() if k != 'params'} for v in variables])
+  out['expected_valid_steps'] = (
+      sj.valid_step_counts(num_frames, num_stages)
+      if algorithm == 'sideways' else [num_frames] * num_stages)
+  return out
+
+
+def _check_placement(trainer, state, variables, out: dict) -> None:
+  """Checks which values each device holds; records the result in `out`.
+
+  Every leaf of params / batchnorm state / optimizer state must have one
+  shard per device, row i (shape [1, ...]) on the device at stage position
+  i, and the params and state rows must be exactly stage i's variables laid
+  out in its slots, with zeros elsewhere: no device holds another stage's
+  values.
+  """
+  layout = trainer.layout
+  position = {dev: int(where[1])
+              for where, dev in np.ndenumerate(trainer.mesh.devices)}
+  split = [(v['params'], {k: x for k, x in v.items() if k != 'params'})
+           for v in variables]
+  want_params = layout_lib.stack_params(layout, [p for p, _ in split])
+  want_state = layout_lib.stack_state(layout, [s for _, s in split])
+  rows_ok, values_ok, held = True, True, {}
+  for name, tree in (('params', state.params),
+                     ('model_state', state.model_state),
+                     ('opt_state', state.opt_state)):
+    for j, leaf in enumerate(jax.tree.leaves(tree)):
+      for shard in leaf.addressable_shards:
+        i, row = position[shard.device], shard.index[0]
+        rows_ok &= (shard.data.shape[0] == 1 and (row.start or 0) == i
+                    and row.stop == i + 1)
+        data = np.asarray(shard.data[0])
+        held[shard.device] = held.get(shard.device, 0) + data.size
+        if name == 'params':
+          values_ok &= np.array_equal(data, want_params[j][i])
+        elif name == 'model_state':
+          values_ok &= np.array_equal(data, want_state[i])
+  out['rows_ok'] = out.get('rows_ok', True) and bool(rows_ok)
+  out['values_ok'] = out.get('values_ok', True) and bool(values_ok)
+  out['device_elements'] = sorted(set(held.values()))
+  out['model_elements'] = sum(int(np.size(x)) for p, _ in split
+                              for x in jax.tree.leaves(p))
+
+
+def setup_error(kind: str) -> str:
+  """Builds a bad setup; returns the error message ('' if none was raised)."""
+  stages = build('simple_cnn', 2)
+  variables = init_variables(stages)
+  clip, targets = batch(4, 4, 0)
+  try:
+    if kind == 'stage_axis':
+      mesh = parallel.make_mesh(1, 3)
+      parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
+                               _optimizer(), clip)
+    elif kind == 'data_batch':
+      mesh = parallel.make_mesh(3, 2)
+      parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
+                               _optimizer(), clip)
+    elif kind == 'too_many_devices':
+      parallel.make_mesh(3, 3)
+    elif kind == 'short_clip':
+      mesh = parallel.make_mesh(1, 2)
+      parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
+                               _optimizer(), clip[:2])
+    elif kind == 'wrong_batch_at_call':
+      mesh = parallel.make_mesh(2, 2)
+      trainer = parallel.ParallelTrainer('bp_model', stages, variables, mesh,
+                                         xent, _optimizer(), clip)
+      state = trainer.init(variables)
+      small = batch(4, 2, 0)
+      trainer.train_step(state, *trainer.place(*small))
+    else:
+      raise ValueError(kind)
+  except ValueError as e:
+    return str(e)
+  return ''
+
+
+def speed_smoke(config_file: str) -> dict:
+  """Runs the speed benchmark's library entry on a tiny config."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from sideways_jax.parallel import speed  # pylint: disable=g-import-not-at-top
+  module = importlib.import_module(f'configs.{config_file}')
+  config = module.get_config('smoke')
+  with config.unlocked():
+    # This process already has its 8 devices; fast-compiling convolutions.
+    config.distributed.num_cpu_devices = 0
+    config.model_kwargs.impl = 'xla'
+    config.algorithms = ('bp_model', 'sideways')
+  return speed.main(config.to_dict())
+
+
+CASES = {'train_equivalence': train_equivalence, 'setup_error': setup_error,
+         'speed_smoke': speed_smoke}
