@@ -14,10 +14,8 @@ from sideways_jax.train.builders import build_stages
 from sideways_jax.train.builders import CachedSource
 from sideways_jax.train.checkpoint import check_same_run
 from sideways_jax.train.checkpoint import Checkpointer
-from sideways_jax.train.experiment import default_workdir
 from sideways_jax.train.experiment import expand_sweep
 from sideways_jax.train.experiment import format_table
-from sideways_jax.train.experiment import main
 from sideways_jax.train.experiment import run
 from sideways_jax.train.loop import evaluate
 from sideways_jax.train.loop import NonFiniteLossError
@@ -36,7 +34,6 @@ from sideways_jax.train.step import make_train_step
 from sideways_jax.train.step import video_predictions
 from sideways_jax.train.validate import check_clip_length
 from sideways_jax.train.validate import ConfigError
-from sideways_jax.train.validate import run_algorithms
 from sideways_jax.train.validate import validate_config
 from sideways_jax.train.writers import MetricWriter
 from sideways_jax.train.writers import read_metrics

@@ -16,22 +16,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from sideways_jax import runners
 from sideways_jax.data import DatasetLayoutError
 from sideways_jax.train import loop
 from sideways_jax.train import plots
 from sideways_jax.train import validate
 
-WORKDIR_ROOT = 'workdirs'
-
-
-def default_workdir(config_file: str) -> pathlib.Path:
-  """workdirs/<config name>[_<arg>] for a --config like 'configs/x.py:smoke'."""
-  path, _, arg = config_file.partition(':')
-  name = pathlib.Path(path).stem
-  if arg:
-    name += '_' + ''.join(c if c.isalnum() else '_' for c in arg)
-  return pathlib.Path(WORKDIR_ROOT) / name
-
+# Stop a command-line run with a message instead of a traceback.
+USER_ERRORS = (validate.ConfigError, DatasetLayoutError,
+               loop.NonFiniteLossError)
 
 def _set_field(config: Any, dotted: str, value: Any) -> None:
   *parents, leaf = dotted.split('.')
@@ -106,7 +99,7 @@ def run(config: Any, workdir: str | pathlib.Path, *,
     validate.validate_config(variant)
   rows = []
   for label, variant in variants:
-    for algorithm in validate.run_algorithms(variant):
+    for algorithm in runners.run_algorithms(variant):
       run_dir = workdir / label / algorithm if label else workdir / algorithm
       print(f'== {label + " " if label else ""}{algorithm} -> {run_dir}',
             file=out, flush=True)
@@ -123,18 +116,3 @@ def run(config: Any, workdir: str | pathlib.Path, *,
     print(f'plot: {figure}', file=out)
   out.flush()
   return rows
-
-
-def main(config: Any, *, config_file: str, workdir: str | None) -> None:
-  """The command-line entry: runs the experiment; user errors exit cleanly.
-
-  Args:
-    config: the parsed `--config`.
-    config_file: the `--config` value (names the default workdir).
-    workdir: `--workdir`, or None for `default_workdir(config_file)`.
-  """
-  try:
-    run(config, workdir or default_workdir(config_file))
-  except (validate.ConfigError, DatasetLayoutError,
-          loop.NonFiniteLossError) as e:
-    raise SystemExit(f'error: {e}') from e

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sideways_jax import runners
 from sideways_jax.train import builders
 from sideways_jax.train import checkpoint as checkpoint_lib
 from sideways_jax.train import progress as progress_lib
@@ -153,7 +154,7 @@ def train_and_evaluate(config: Any, algorithm: str,
       from before it happened, is kept.
   """
   validate.validate_config(config)
-  if algorithm not in validate.run_algorithms(config):
+  if algorithm not in runners.run_algorithms(config):
     raise validate.ConfigError(
         f'algorithm {algorithm!r} is not trained by this config (algorithm='
         f'{config.algorithm!r}, compare={config.compare})')

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sideways_jax import registry
+from sideways_jax import runners
 from sideways_jax import sideways
 
 MODEL_NAMES = ('simple_cnn', 'vgg8')
+ConfigError = runners.ConfigError
 OPTIMIZER_NAMES = ('adamw', 'sgd')
 SCHEDULE_NAMES = ('constant', 'cosine')
-
-
-class ConfigError(ValueError):
-  """A config value that cannot work; the message says what to change."""
 
 
 def _require(condition: bool, message: str) -> None:
   if not condition:
     raise ConfigError(message)
-
-
-def run_algorithms(config: Any) -> tuple[str, ...]:
-  """The algorithms a config trains, in order: BP first when comparing."""
-  if config.compare:
-    return tuple(sorted(registry.ALGORITHMS))
-  return (config.algorithm,)
 
 
 def check_clip_length(clip_length: int, num_stages: int) -> None:
@@ -51,15 +41,11 @@ def validate_config(config: Any) -> None:
   Args:
     config: a run config (see configs/common.py for the fields).
   """
-  _require(
-      config.algorithm in registry.ALGORITHMS,
-      f'algorithm={config.algorithm!r}: choose one of '
-      f'{sorted(registry.ALGORITHMS)}, e.g. --config.algorithm=bp')
   _require(config.model.name in MODEL_NAMES,
            f'model.name={config.model.name!r}: choose one of {MODEL_NAMES}')
   _require(config.model.num_stages >= 1,
            f'model.num_stages={config.model.num_stages} must be >= 1')
-  if 'sideways' in run_algorithms(config):
+  if 'sideways' in runners.run_algorithms(config):
     check_clip_length(config.data.clip_length, config.model.num_stages)
   _require(config.data.clip_length >= 1 and config.data.stride >= 1
            and config.data.resolution >= 1,

@@ -19,7 +19,7 @@ def test_config_is_valid_and_locked(name, arg):
   config = load_config(name, arg)
   train.validate_config(config)
   assert config.algorithm in ('bp', 'sideways')
-  assert train.run_algorithms(config) == (
+  assert runners.run_algorithms(config) == (
       ('bp', 'sideways') if name in COMPARING else (config.algorithm,))
   with pytest.raises(AttributeError, match='batch_sise'):
     config.batch_sise = 3  # A typo is an error, not a new key.
@@ -98,9 +98,9 @@ def test_bad_values_are_named(field, value, words):
 
 
 def test_default_workdir_names_config_and_argument():
-  assert str(train.default_workdir('configs/hmdb_vgg8.py')) == (
+  assert str(runners.default_workdir('configs/hmdb_vgg8.py')) == (
       'workdirs/hmdb_vgg8')
-  assert str(train.default_workdir('configs/hmdb_vgg8.py:smoke')) == (
+  assert str(runners.default_workdir('configs/hmdb_vgg8.py:smoke')) == (
       'workdirs/hmdb_vgg8_smoke')
 
 

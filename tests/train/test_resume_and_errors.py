@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import smoke_config
+from sideways_jax import runners
 from sideways_jax import train
 from sideways_jax.data import DatasetLayoutError
 
@@ -79,8 +80,8 @@ def test_missing_dataset_names_the_preparation_command(tmp_path):
   with pytest.raises(DatasetLayoutError, match='prepare_hmdb51.sh'):
     train.train_and_evaluate(config, 'sideways', tmp_path / 'run')
   with pytest.raises(SystemExit, match='(?s)error: .*prepare_hmdb51.sh'):
-    train.main(config, config_file='configs/hmdb_simplecnn.py:smoke',
-               workdir=str(tmp_path / 'run'))
+    runners.main(config, config_file='configs/hmdb_simplecnn.py:smoke',
+                 workdir=str(tmp_path / 'run'))
 
 
 def test_short_clips_fail_before_anything_is_built(tmp_path):

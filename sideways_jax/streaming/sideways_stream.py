@@ -1,0 +1,130 @@
+"""Sideways on a stream: one frame and one optimizer update per step.
+
+Training (the paper's auto-encoding setting, episode length 1): at every
+step the engine's `sideways_step` runs all D stages at once on what their
+neighbours sent at the previous step, `take_gradients` closes the one-step
+episode, and each stage whose gradient is real takes an optimizer step. The
+activations and cotangents in flight are kept, so the pipeline flows on with
+the new weights; it is reset only at a new video.
+
+Inference (forward only): the same pipeline without backward passes. The
+output shown at step t is the top of the chain applied to frame t-D+1
+(latency D-1), a new one at every step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import optax
+
+from sideways_jax import chain as chain_lib
+from sideways_jax import pipeline
+from sideways_jax import sideways
+from sideways_jax.streaming import learner as learner_lib
+from sideways_jax.streaming import trace as trace_lib
+
+
+def sideways_train_video(stages: chain_lib.Stages,
+                         optimizer: optax.GradientTransformation,
+                         learner: learner_lib.LearnerState,
+                         video: jax.Array,
+                         *,
+                         loss_fn: pipeline.LossFn = learner_lib.mse_loss,
+                         target_alignment: sideways.TargetAlignment =
+                         'current',
+                         keep_outputs: bool = False,
+                         unroll: int | bool = 1,
+                         ) -> tuple[learner_lib.LearnerState,
+                                    trace_lib.StreamTrace]:
+  """Streams one video through Sideways training, updating after every step.
+
+  Args:
+    stages: the D stages of the auto-encoder.
+    optimizer: optax transformation (the learner's optimizer states).
+    learner: weights and optimizer states before the video.
+    video: float frames [T, B, ...], B streams side by side.
+    loss_fn: `loss_fn(top_output, target) -> scalar`.
+    target_alignment: 'current' (the paper's: the loss at step t compares
+      the top output with x^t, the frame arriving now) or 'origin' (with
+      x^{t-D+1}, the frame the output came from).
+    keep_outputs: also return the shown outputs [T, B, ...].
+    unroll: passed to `lax.scan`.
+
+  Returns:
+    (the learner after the video, the per-step trace). The output shown at
+    step t is the top output of that step (computed from frame t-D+1).
+  """
+  chain_lib.validate_chain(stages, learner.params)
+  trace_lib.check_video(video)
+  num_stages = len(stages)
+  targets = sideways.align_targets(video, num_stages, target_alignment)
+  state = pipeline.init_pipeline(stages, learner.variables, video[0])
+
+  def body(carry, inputs):
+    learner, state = carry
+    frame, target = inputs
+    variables = learner.variables
+    state, top = pipeline.sideways_step(stages, variables, state, frame,
+                                        target, loss_fn, train=True)
+    episode, state = pipeline.take_gradients(state, variables)
+    active = episode.valid_steps > 0
+    learner = learner_lib.apply_stage_updates(learner, optimizer,
+                                              episode.grads, active,
+                                              episode.state)
+    step_record = trace_lib.record(
+        top.output, frame, emitted=top.output_valid, origin=top.origin,
+        taken=jnp.array(True), loss=episode.loss, trained=active[-1],
+        keep_output=keep_outputs)
+    return (learner, state), step_record
+
+  (learner, _), records = lax.scan(body, (learner, state), (video, targets),
+                                   unroll=unroll)
+  return learner, records
+
+
+def sideways_infer_video(stages: chain_lib.Stages,
+                         variables: chain_lib.ChainVariables,
+                         video: jax.Array,
+                         *,
+                         keep_outputs: bool = False,
+                         unroll: int | bool = 1) -> trace_lib.StreamTrace:
+  """Streams one video through the Sideways pipeline, forward only.
+
+  Args:
+    stages: the D stages.
+    variables: one variables dict per stage (fixed).
+    video: float frames [T, B, ...].
+    keep_outputs: also return the shown outputs [T, B, ...].
+    unroll: passed to `lax.scan`.
+
+  Returns:
+    The per-step trace: from step D-1 on, the output shown at step t is the
+    chain applied to frame t-D+1.
+  """
+  chain_lib.validate_chain(stages, variables)
+  trace_lib.check_video(video)
+  num_stages = len(stages)
+  split = [chain_lib.split_variables(v) for v in variables]
+  # The engine's empty pipeline gives zero activations of the right shapes.
+  between = pipeline.init_pipeline(stages, variables, video[0]).activations
+
+  def body(carry, frame):
+    between, t = carry
+    inputs = (frame, *between)
+    outputs = []
+    for stage, (params, state), x in zip(stages, split, inputs):
+      y, _ = chain_lib.apply_stage(stage, params, state, x, train=False,
+                                   rng=None)
+      outputs.append(y)
+    origin = t - (num_stages - 1)
+    step_record = trace_lib.record(
+        outputs[-1], frame, emitted=origin >= 0, origin=origin,
+        taken=jnp.array(True), loss=jnp.zeros(()), trained=jnp.array(False),
+        keep_output=keep_outputs)
+    return (tuple(outputs[:-1]), t + 1), step_record
+
+  _, records = lax.scan(body, (between, jnp.zeros((), jnp.int32)), video,
+                        unroll=unroll)
+  return records
