@@ -75,6 +75,15 @@ def _pyplot():
   return plt
 
 
+def _save(plt, fig, path: str | pathlib.Path) -> pathlib.Path:
+  """Writes the figure as a PNG and frees it."""
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
 def plot_sweep(field: str, points: Sequence[Mapping[str, Any]],
                path: str | pathlib.Path) -> pathlib.Path:
   """PNG: held-out MSE of both (left) and BP/Sideways (right) vs the field."""
@@ -100,11 +109,7 @@ def plot_sweep(field: str, points: Sequence[Mapping[str, Any]],
   right.set_xlabel(field)
   right.set_ylabel('MSE ratio BP / Sideways')
   right.grid(alpha=0.3)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return _save(plt, fig, path)
 
 
 def plot_step_errors(point: Mapping[str, Any], num_stages: int,
@@ -121,8 +126,4 @@ def plot_step_errors(point: Mapping[str, Any], num_stages: int,
   ax.set_ylabel('MSE(shown output, frame t)')
   ax.legend()
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return _save(plt, fig, path)
