@@ -10,11 +10,15 @@ auto-encoding (`sideways_jax.streaming`). Both read `config.algorithm`
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any
 
+from sideways_jax import registry
+
 RUNNERS = ('classification', 'streaming')
-ALGORITHMS = ('bp', 'sideways')
+# The gradient algorithms of sideways_jax.registry, BP first.
+ALGORITHMS = tuple(sorted(registry.ALGORITHMS))
 WORKDIR_ROOT = 'workdirs'
 
 
@@ -32,6 +36,38 @@ def run_algorithms(config: Any) -> tuple[str, ...]:
     raise ConfigError(f'algorithm={config.algorithm!r}: choose one of '
                       f'{ALGORITHMS}, e.g. --config.algorithm=bp')
   return ALGORITHMS if config.compare else (config.algorithm,)
+
+
+def get_field(config: Any, dotted: str) -> Any:
+  """The value of a dotted key such as 'data.stride'.
+
+  Raises:
+    ConfigError: the key does not exist.
+  """
+  node = config
+  for key in dotted.split('.'):
+    if key not in node:
+      raise ConfigError(f'sweep.field={dotted!r}: no config key {key!r} there')
+    node = node[key]
+  return node
+
+
+def with_field(config: Any, dotted: str, value: Any) -> Any:
+  """A copy of `config` with the dotted key set (a sweep's variant).
+
+  Raises:
+    ConfigError: the key does not exist, or `value` has the wrong type.
+  """
+  get_field(config, dotted)  # Names a missing key before anything is copied.
+  variant = config.copy_and_resolve_references()
+  *parents, leaf = dotted.split('.')
+  node = functools.reduce(lambda parent, key: parent[key], parents, variant)
+  try:
+    node[leaf] = value
+  except TypeError as e:
+    raise ConfigError(f'sweep.field={dotted!r} cannot take {value!r}: '
+                      f'{e}') from None
+  return variant
 
 
 def default_workdir(config_file: str) -> pathlib.Path:

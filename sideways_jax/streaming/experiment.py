@@ -13,8 +13,8 @@ e.g. the synthetic stream's speed), then writes into the workdir:
 from __future__ import annotations
 
 import dataclasses
-import json
 import functools
+import json
 import pathlib
 from typing import Any
 
@@ -26,33 +26,11 @@ from sideways_jax.streaming import runner
 
 # Fields that fix shapes or the compiled computation: a sweep over any other
 # field reuses the compiled functions.
-_COMPILED_FIELDS = ('algorithm', 'compare', 'model', 'optimizer', 'target_alignment',
-                    'batch_size', 'eval_batch_size')
+_COMPILED_FIELDS = ('algorithm', 'compare', 'model', 'optimizer',
+                    'target_alignment', 'batch_size', 'eval_batch_size')
 _COMPILED_DATA_FIELDS = ('resolution', 'num_frames')
 # Stop a command-line run with a message instead of a traceback.
 USER_ERRORS = (builders.ConfigError, DatasetLayoutError, FloatingPointError)
-
-
-def _get(config: Any, dotted: str) -> Any:
-  node = config
-  for key in dotted.split('.'):
-    if key not in node:
-      raise builders.ConfigError(f'sweep.field={dotted!r}: no config key '
-                                 f'{key!r} there')
-    node = node[key]
-  return node
-
-
-def _with_value(config: Any, dotted: str, value: Any) -> Any:
-  """A copy of the config with one dotted field set (types checked)."""
-  copy = config.copy_and_resolve_references()
-  *parents, leaf = dotted.split('.')
-  node = copy
-  for key in parents:
-    node = node[key]
-  with copy.unlocked():
-    node[leaf] = value
-  return copy
 
 
 def _compile_key(config: Any) -> str:
@@ -70,9 +48,9 @@ def settings(config: Any) -> tuple[Any, list[tuple[Any, Any]]]:
   field = config.sweep.field
   if not field:
     return None, [(None, config)]
-  own = _get(config, field)
+  own = runners.get_field(config, field)
   values = [own] + [v for v in config.sweep.choices if v != own]
-  return own, [(v, _with_value(config, field, v)) for v in values]
+  return own, [(v, runners.with_field(config, field, v)) for v in values]
 
 
 def run(config: Any, workdir: str | pathlib.Path,

@@ -9,7 +9,6 @@ Layout under the experiment's workdir:
 
 from __future__ import annotations
 
-import copy
 import math
 import pathlib
 import sys
@@ -26,30 +25,15 @@ from sideways_jax.train import validate
 USER_ERRORS = (validate.ConfigError, DatasetLayoutError,
                loop.NonFiniteLossError)
 
-def _set_field(config: Any, dotted: str, value: Any) -> None:
-  *parents, leaf = dotted.split('.')
-  node = config
-  for part in parents:
-    node = node[part]
-  node[leaf] = value
-
 
 def expand_sweep(config: Any) -> list[tuple[str, Any]]:
   """(folder name, config) per value of `config.sweep`, or [('', config)]."""
   field = config.sweep.field
   if not field:
     return [('', config)]
-  runs = []
-  for value in config.sweep.choices:
-    variant = copy.deepcopy(config)
-    try:
-      _set_field(variant, field, value)
-    except (KeyError, AttributeError, TypeError) as e:
-      raise validate.ConfigError(
-          f'sweep.field={field!r} with value {value!r} is not a settable '
-          f'config key: {e}') from None
-    runs.append((f'{field.rsplit(".", 1)[-1]}={value}', variant))
-  return runs
+  return [(f'{field.rsplit(".", 1)[-1]}={value}',
+           runners.with_field(config, field, value))
+          for value in config.sweep.choices]
 
 
 def _percent(value: float | None) -> str:

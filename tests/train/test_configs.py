@@ -115,3 +115,14 @@ def test_unknown_runner_is_an_error():
   with pytest.raises(SystemExit, match="runner='regression'"):
     runners.main(config, config_file='configs/hmdb_simplecnn.py',
                  workdir=None)
+
+
+def test_a_sweep_over_a_missing_or_mistyped_key_is_named():
+  config = load_config('stride_sweep', 'smoke')
+  config.sweep.field = 'data.strid'
+  with pytest.raises(train.ConfigError, match="no config key 'strid'"):
+    train.expand_sweep(config)
+  config.sweep.field = 'data.stride'
+  config.sweep.choices = ('two',)
+  with pytest.raises(train.ConfigError, match="cannot take 'two'"):
+    train.expand_sweep(config)
