@@ -26,14 +26,10 @@ BPMode = Literal['batched', 'scanned']
 def _frame_loss(stages, states, loss_fn, train, rng):
   """loss(params, frame, target, t) -> (loss, (output, new_states))."""
   def loss(params, frame, target, t):
-    x = frame
-    new_states = []
-    for i, stage in enumerate(stages):
-      x, new_state = chain_lib.apply_stage(
-          stage, params[i], states[i], x, train=train,
-          rng=chain_lib.stage_rng(rng, t, i))
-      new_states.append(new_state)
-    return loss_fn(x, target), (x, tuple(new_states))
+    variables = tuple({'params': p, **s} for p, s in zip(params, states))
+    x, new_states = chain_lib.apply_chain(stages, variables, frame,
+                                          train=train, rng=rng, frame=t)
+    return loss_fn(x, target), (x, new_states)
   return loss
 
 

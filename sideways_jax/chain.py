@@ -48,6 +48,49 @@ def apply_stage(stage: nn.Module, params: Params, state: Mapping[str, Any],
   return y, dict(state)
 
 
+def apply_chain(stages: Stages, variables: ChainVariables, x: jax.Array, *,
+                train: bool = False, rng: jax.Array | None = None,
+                frame: jax.Array | int = 0) -> tuple[jax.Array, tuple[dict, ...]]:
+  """Runs every stage in order on one frame batch [B, ...] (a plain forward).
+
+  Args:
+    stages: the stage chain.
+    variables: one variables dict per stage.
+    x: the input batch [B, ...].
+    train: training mode (batchnorm statistics, dropout).
+    rng: dropout key; stage i uses `stage_rng(rng, frame, i)`.
+    frame: the index of the frame `x` holds (keys dropout, see `stage_rng`).
+
+  Returns:
+    (the top stage's output, each stage's updated mutable state).
+  """
+  new_states = []
+  for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
+    params, state = split_variables(stage_vars)
+    x, new_state = apply_stage(stage, params, state, x, train=train,
+                               rng=stage_rng(rng, frame, i))
+    new_states.append(new_state)
+  return x, tuple(new_states)
+
+
+def output_shapes(stages: Stages, variables: ChainVariables,
+                  frame: Any) -> list[jax.ShapeDtypeStruct]:
+  """Each stage's output shape for an input like `frame` (no FLOPs run).
+
+  `frame` may be an array or a `jax.ShapeDtypeStruct` [B, ...]; variables may
+  be abstract too.
+  """
+  shapes = []
+  x = jax.ShapeDtypeStruct(jnp.shape(frame), jnp.result_type(frame))
+  for stage, stage_vars in zip(stages, variables):
+    params, state = split_variables(stage_vars)
+    x = jax.eval_shape(
+        lambda p, s, a, stage=stage: apply_stage(stage, p, s, a, train=False,
+                                                 rng=None)[0], params, state, x)
+    shapes.append(x)
+  return shapes
+
+
 def init_chain(stages: Stages, rng: jax.Array,
                example_frame: jax.Array) -> tuple[dict, ...]:
   """Initialises every stage in order on an example batch [B, ...].

@@ -62,27 +62,12 @@ def _zeros_like_tree(tree: Any) -> Any:
   return jax.tree.map(jnp.zeros_like, tree)
 
 
-def _stage_output_shapes(stages: chain_lib.Stages,
-                         variables: chain_lib.ChainVariables,
-                         frame: jax.Array) -> list[jax.ShapeDtypeStruct]:
-  """Output shape of every stage, by abstract evaluation (no FLOPs)."""
-  shapes = []
-  x = jax.ShapeDtypeStruct(jnp.shape(frame), jnp.result_type(frame))
-  for stage, stage_vars in zip(stages, variables):
-    params, state = chain_lib.split_variables(stage_vars)
-    x = jax.eval_shape(
-        lambda p, s, a, stage=stage: chain_lib.apply_stage(
-            stage, p, s, a, train=False, rng=None)[0], params, state, x)
-    shapes.append(x)
-  return shapes
-
-
 def init_pipeline(stages: chain_lib.Stages,
                   variables: chain_lib.ChainVariables,
                   frame: jax.Array) -> PipelineState:
   """An empty (reset) pipeline for frames shaped like `frame` [B, ...]."""
   chain_lib.validate_chain(stages, variables)
-  shapes = _stage_output_shapes(stages, variables, frame)
+  shapes = chain_lib.output_shapes(stages, variables, frame)
   between = [jnp.zeros(s.shape, s.dtype) for s in shapes[:-1]]
   num_stages = len(stages)
   params_and_state = [chain_lib.split_variables(v) for v in variables]
