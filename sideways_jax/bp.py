@@ -1,8 +1,9 @@
-"""Exact backpropagation with the same interface as `sideways_grads`.
+"""Exact backpropagation (the baseline) with the interface of `sideways_grads`.
 
-grad = ∇θ (1/K) Σ_t L(f_D ∘ … ∘ f_1(x^t), y^t). Each frame is an independent
-forward pass (batchnorm normalises over the B clips of that frame, as in
-Sideways), so the two modes below compute the same numbers:
+grad = ∇θ (1/K) Σ_t L(f_D ∘ … ∘ f_1(x^t), y^t) (docs/algorithm.md). Each
+frame is an independent forward pass (batchnorm normalises over the B clips
+of that frame, as in Sideways), so the two modes below compute the same
+numbers:
 
 * 'batched': all K frames at once through `vmap` (fast; memory grows with K);
 * 'scanned': one frame at a time in a `lax.scan` (memory constant in K).
@@ -21,6 +22,13 @@ from sideways_jax import pipeline
 from sideways_jax import result as result_lib
 
 BPMode = Literal['batched', 'scanned']
+MODES = ('batched', 'scanned')
+
+
+def check_mode(mode: str) -> None:
+  """Raises a ValueError unless `mode` is 'batched' or 'scanned'."""
+  if mode not in MODES:
+    raise ValueError(f"mode must be 'batched' or 'scanned', got {mode!r}")
 
 
 def _frame_loss(stages, states, loss_fn, train, rng):
@@ -41,7 +49,6 @@ def bp_grads(stages: chain_lib.Stages,
              *,
              rng: jax.Array | None = None,
              train: bool = True,
-             target_alignment: str = 'current',
              mode: BPMode = 'batched',
              unroll: int | bool = 1) -> result_lib.GradResult:
   """Exact BP gradients of one clip; arguments as in `sideways_grads`.
@@ -49,8 +56,6 @@ def bp_grads(stages: chain_lib.Stages,
   Args:
     stages, variables, clip, targets, loss_fn, rng, train: as in
       `sideways_grads`.
-    target_alignment: accepted for a uniform interface; under BP every output
-      comes from the current frame, so 'current' and 'origin' coincide.
     mode: 'batched' (vmap over frames) or 'scanned' (lax.scan over frames).
     unroll: passed to `lax.scan` in 'scanned' mode.
 
@@ -59,10 +64,7 @@ def bp_grads(stages: chain_lib.Stages,
   """
   chain_lib.validate_chain(stages, variables)
   num_frames, _ = chain_lib.validate_clip(clip, targets)
-  if target_alignment not in ('current', 'origin'):
-    raise ValueError(
-        f"target_alignment must be 'current' or 'origin', got "
-        f'{target_alignment!r}')
+  check_mode(mode)
   split = [chain_lib.split_variables(v) for v in variables]
   params = tuple(p for p, _ in split)
   states = tuple(s for _, s in split)
@@ -77,7 +79,7 @@ def bp_grads(stages: chain_lib.Stages,
     (loss, (losses, outputs, new_states)), grads = jax.value_and_grad(
         clip_loss, has_aux=True)(params)
     new_states = jax.tree.map(lambda s: s.mean(0), new_states)
-  elif mode == 'scanned':
+  else:  # 'scanned'
     frame_grad = jax.value_and_grad(frame_loss, has_aux=True)
 
     def body(carry, inputs):
@@ -92,8 +94,6 @@ def bp_grads(stages: chain_lib.Stages,
     grads = jax.tree.map(lambda g: g / num_frames, grad_sum)
     new_states = jax.tree.map(lambda s: s / num_frames, state_sum)
     loss = losses.mean()
-  else:
-    raise ValueError(f"mode must be 'batched' or 'scanned', got {mode!r}")
 
   if not train:
     new_states = states

@@ -108,11 +108,7 @@ def init_chain(stages: Stages, rng: jax.Array,
         {'params': k, 'dropout': k}, a, train=False))
     stage_vars = dict(init(key, jnp.zeros(x.shape, x.dtype)))
     variables.append(stage_vars)
-    params, state = split_variables(stage_vars)
-    x = jax.eval_shape(
-        lambda p, s, a, stage=stage: apply_stage(stage, p, s, a, train=False,
-                                                 rng=None)[0],
-        params, state, x)
+    x = output_shapes((stage,), (stage_vars,), x)[0]
   return tuple(variables)
 
 

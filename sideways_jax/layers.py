@@ -2,11 +2,13 @@
 
 Sideways steps a pipeline over frames with `jax.lax.scan`. On XLA:CPU a
 convolution's backward pass inside a rolled loop runs 7-30x slower than the
-same op outside one (DESIGN.md §5), and plain `lax.conv` backward is also slow
-at large batch. Writing the convolution as strided slices ("im2col") plus one
-`dot_general` avoids XLA's convolution emitter entirely: autodiff turns the
-slices into pads and the contraction into two more contractions, all of which
-XLA:CPU runs at full speed in or out of a loop. On GPU/TPU the native
+same op outside one (measured on 2 CPU cores with jax 0.10: batch 8 at
+64x64x32, forward + vjp took 56 ms outside a scan and 0.7-1.3 s inside a
+rolled one), and plain `lax.conv` backward is also slow at large batch.
+Writing the convolution as strided slices ("im2col") plus one `dot_general`
+avoids XLA's convolution emitter entirely: autodiff turns the slices into
+pads and the contraction into two more contractions, all of which XLA:CPU
+runs at full speed in or out of a loop. On GPU/TPU the native
 convolution is fastest, so `impl='auto'` picks im2col only on the CPU backend.
 
 The modules are drop-ins for `flax.linen.Conv` / `ConvTranspose` (same

@@ -1,8 +1,8 @@
 """The Sideways pipeline: its state and ONE computation step.
 
-Notation (DESIGN.md §1, 0-indexed here): D stages f_0 … f_{D-1}. At every
-step all stages work at once, each on what its neighbours sent at the previous
-step:
+docs/algorithm.md writes the schedule out with 1-indexed stages; here they
+are 0-indexed: D stages f_0 … f_{D-1}. At every step all stages work at once,
+each on what its neighbours sent at the previous step:
 
 * stage 0 consumes the current frame; stage i > 0 consumes
   `activations[i-1]`, the output stage i-1 produced one step earlier;

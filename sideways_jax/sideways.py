@@ -1,4 +1,8 @@
-"""Sideways gradients for a whole clip: a `lax.scan` of the pipeline step."""
+"""Sideways gradients for a whole clip: a `lax.scan` of the pipeline step.
+
+The schedule, its masks and valid counts, why clips need K >= 2D - 1 frames
+and what target alignment means are written down in docs/algorithm.md.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from sideways_jax import pipeline
 from sideways_jax import result as result_lib
 
 TargetAlignment = Literal['current', 'origin']
+TARGET_ALIGNMENTS = ('current', 'origin')
 
 
 def min_clip_length(num_stages: int) -> int:
@@ -21,7 +26,12 @@ def min_clip_length(num_stages: int) -> int:
 
 
 def valid_step_counts(num_frames: int, num_stages: int) -> list[int]:
-  """n_i = K - 2D + i + 1 for 1-indexed stages i (DESIGN.md §1)."""
+  """n_i = K - 2D + i + 1 for 1-indexed stages i.
+
+  Stage i's input is real from step i on; its cotangent left the top D - i
+  steps earlier, and the top's input is real from step D on, so both are
+  real from step 2D - i to step K (docs/algorithm.md).
+  """
   return [num_frames - 2 * num_stages + i + 1
           for i in range(1, num_stages + 1)]
 
@@ -38,6 +48,13 @@ def check_clip_length(num_frames: int, num_stages: int) -> None:
         'longer clips or fewer stages.')
 
 
+def check_target_alignment(alignment: str) -> None:
+  """Raises a ValueError unless `alignment` is 'current' or 'origin'."""
+  if alignment not in TARGET_ALIGNMENTS:
+    raise ValueError(
+        f"target_alignment must be 'current' or 'origin', got {alignment!r}")
+
+
 def align_targets(targets: Any, num_stages: int,
                   alignment: TargetAlignment) -> Any:
   """Per-step targets for the top stage's loss.
@@ -46,11 +63,9 @@ def align_targets(targets: Any, num_stages: int,
   y^{t-D+1}, the target of the frame the top output came from (warm-up steps,
   whose outputs are not real, repeat the first target).
   """
+  check_target_alignment(alignment)
   if alignment == 'current':
     return targets
-  if alignment != 'origin':
-    raise ValueError(
-        f"target_alignment must be 'current' or 'origin', got {alignment!r}")
   def shift(y):
     index = jnp.maximum(jnp.arange(y.shape[0]) - (num_stages - 1), 0)
     return y[index]
@@ -81,7 +96,8 @@ def sideways_grads(stages: chain_lib.Stages,
     unroll: passed to `lax.scan`.
 
   Returns:
-    A GradResult; gradients are G_i / n_i (DESIGN.md §1).
+    A GradResult; stage i's gradient is G_i / n_i, the sum of its masked
+    per-step gradients over its n_i valid steps.
   """
   chain_lib.validate_chain(stages, variables)
   num_frames, _ = chain_lib.validate_clip(clip, targets)

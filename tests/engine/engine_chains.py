@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -90,10 +92,26 @@ def max_abs_diff(a, b) -> float:
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def jit_grads(fn, stages, **kwargs):
-  """`fn(stages, variables, clip, targets, xent, **kwargs)` under one jit.
+@functools.cache
+def chain_and_variables(num_stages: int, batchnorm: bool = True):
+  """`make_chain` and `init` of it, built once per test session.
 
-  Eager calls compile every primitive separately on CPU; one jit per test is
-  much cheaper. Errors raised while tracing still surface as ValueErrors.
+  Each `init` compiles one initialiser per stage; sharing the chain also lets
+  tests share compiled gradient functions (see `compiled`).
   """
-  return jax.jit(lambda v, c, t: fn(stages, v, c, t, xent, **kwargs))
+  stages = make_chain(num_stages, batchnorm=batchnorm)
+  return stages, init(stages)
+
+
+@functools.cache
+def compiled(algorithm: str, num_stages: int, batchnorm: bool = True,
+             train: bool = True, **options):
+  """`grad_fn(algorithm, **options)` on the shared chain, jitted once.
+
+  Returns `f(variables, clip, targets) -> GradResult` with the `xent` loss;
+  tests with the same shapes reuse one compilation.
+  """
+  stages, _ = chain_and_variables(num_stages, batchnorm)
+  fn = sj.grad_fn(algorithm, **options)
+  return jax.jit(lambda v, c, t: fn(stages, v, c, t, xent, train=train))
+

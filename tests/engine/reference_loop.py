@@ -1,4 +1,6 @@
-"""A slow, index-explicit Sideways written straight from DESIGN.md §1.
+"""A slow, index-explicit Sideways written straight from the rules.
+
+The rules are those of docs/algorithm.md, restated here.
 
 No scan, no pipeline state: every quantity is computed from its definition
 with 1-indexed stages i = 1..D and steps t = 1..K.

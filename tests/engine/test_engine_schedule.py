@@ -1,4 +1,7 @@
-"""The Sideways schedule itself: masks, counts, exactness, resets, alignment."""
+"""The Sideways schedule itself: masks, counts, exactness, resets, alignment.
+
+docs/algorithm.md states the rules these tests pin down.
+"""
 
 import chex
 import jax
@@ -7,37 +10,44 @@ import numpy as np
 import pytest
 
 import sideways_jax as sj
-from engine_chains import (DropoutHead, ConvStage, init, jit_grads, labels,
-                           make_chain, max_abs_diff, random_clip, xent)
+from engine_chains import (DropoutHead, chain_and_variables, compiled, init,
+                           labels, max_abs_diff, random_clip, xent)
 from reference_loop import reference_sideways
 
 RTOL, ATOL = 1e-5, 1e-6
 
 
-@pytest.mark.parametrize('num_stages,num_frames', [(2, 3), (3, 5), (3, 8),
-                                                   (4, 9)])
+@pytest.mark.parametrize('num_stages,num_frames', [(2, 3), (3, 8), (4, 9)])
 def test_matches_index_explicit_reference(num_stages, num_frames):
   # Batchnorm off: the reference applies stages in training mode without
   # tracking statistics, which is all the gradient needs.
-  stages = make_chain(num_stages, batchnorm=False)
-  variables = init(stages)
+  stages, variables = chain_and_variables(num_stages, batchnorm=False)
   clip, targets = random_clip(num_frames), labels(num_frames)
-  side = jax.jit(lambda v, c, t: sj.sideways_grads(stages, v, c, t, xent))(
-      variables, clip, targets)
+  side = compiled('sideways', num_stages, False)(variables, clip, targets)
   grads, counts, loss = reference_sideways(stages, variables, clip, targets,
                                            xent)
   chex.assert_trees_all_close(side.grads, grads, rtol=RTOL, atol=ATOL)
   np.testing.assert_array_equal(side.metrics['valid_steps'], counts)
   np.testing.assert_allclose(side.loss, loss, rtol=RTOL)
+  _check_counts_and_outputs(side, num_stages, num_frames)
 
 
-@pytest.mark.parametrize('num_stages,num_frames', [(1, 1), (2, 3), (3, 5),
-                                                   (3, 9), (5, 12)])
-def test_valid_step_counts(num_stages, num_frames):
-  stages = make_chain(num_stages, batchnorm=False)
-  variables = init(stages)
-  side = jit_grads(sj.sideways_grads, stages)(
-      variables, random_clip(num_frames), labels(num_frames))
+def test_valid_step_counts():
+  # The reference cases above run D = 2, 3, 4 (K = 2D - 1 and longer); here
+  # the single stage, which counts every frame from the first.
+  _, variables = chain_and_variables(1, batchnorm=False)
+  side = compiled('sideways', 1, False)(variables, random_clip(1), labels(1))
+  _check_counts_and_outputs(side, 1, 1)
+  # The shortest clip leaves stage 1 exactly one valid step.
+  for num_stages in range(1, 7):
+    num_frames = sj.min_clip_length(num_stages)
+    assert num_frames == 2 * num_stages - 1
+    counts = sj.valid_step_counts(num_frames, num_stages)
+    assert counts[0] == 1 and counts[-1] == num_stages
+
+
+def _check_counts_and_outputs(side, num_stages, num_frames):
+  """n_i = K - 2D + i + 1 and the top output's validity and origin."""
   expected = [num_frames - 2 * num_stages + i + 1
               for i in range(1, num_stages + 1)]
   np.testing.assert_array_equal(side.metrics['valid_steps'], expected)
@@ -51,17 +61,13 @@ def test_valid_step_counts(num_stages, num_frames):
 
 def test_top_stage_gradient_is_exact_at_every_step():
   num_stages, num_frames = 3, 7
-  stages = make_chain(num_stages, batchnorm=False)
-  variables = init(stages)
+  stages, variables = chain_and_variables(num_stages, batchnorm=False)
   clip, targets = random_clip(num_frames), labels(num_frames)
   params = [v['params'] for v in variables]
 
   def full_loss_top(p_top, frame, target):
-    x = frame
-    for stage, p in zip(stages[:-1], params[:-1]):
-      x = sj.apply_stage(stage, p, {}, x, train=True, rng=None)[0]
-    y = sj.apply_stage(stages[-1], p_top, {}, x, train=True, rng=None)[0]
-    return xent(y, target)
+    chain = (*variables[:-1], {'params': p_top})
+    return xent(sj.apply_chain(stages, chain, frame, train=True)[0], target)
 
   state = sj.init_pipeline(stages, variables, clip[0])
   step = jax.jit(lambda s, x, y: sj.sideways_step(stages, variables, s, x, y,
@@ -86,9 +92,8 @@ def test_top_stage_gradient_is_exact_at_every_step():
 
 
 def test_no_leakage_across_clips():
-  num_stages, num_frames = 3, 6
-  stages = make_chain(num_stages, batchnorm=True)
-  variables = init(stages)
+  num_stages, num_frames = 3, 5
+  stages, variables = chain_and_variables(num_stages)
   clip_a, clip_b = random_clip(num_frames, 1), random_clip(num_frames, 2)
   targets_a, targets_b = labels(num_frames, 1), labels(num_frames, 2)
   step = jax.jit(lambda s, x, y: sj.sideways_step(stages, variables, s, x, y,
@@ -100,7 +105,7 @@ def test_no_leakage_across_clips():
   for t in range(num_frames):
     state, _ = step(state, clip_b[t], targets_b[t])
   after_a, _ = sj.take_gradients(state, variables)
-  alone = jit_grads(sj.sideways_grads, stages)(variables, clip_b, targets_b)
+  alone = compiled('sideways', num_stages)(variables, clip_b, targets_b)
   chex.assert_trees_all_close(after_a.grads, alone.grads, rtol=RTOL,
                               atol=ATOL)
   chex.assert_trees_all_close(after_a.state, alone.state, rtol=RTOL,
@@ -116,16 +121,18 @@ def test_no_leakage_across_clips():
 
 
 def test_origin_alignment_uses_target_of_the_output_frame():
-  num_stages, num_frames = 3, 7
-  stages = make_chain(num_stages, batchnorm=False)
-  variables = init(stages)
+  num_stages, num_frames = 3, 8
+  stages, variables = chain_and_variables(num_stages, batchnorm=False)
   clip = random_clip(num_frames)
   # A different label at every frame, so the alignment matters.
   targets = jnp.broadcast_to(jnp.arange(num_frames)[:, None] % 5,
                              (num_frames, clip.shape[1]))
-  for alignment, shift in (('current', 0), ('origin', num_stages - 1)):
-    side = jit_grads(sj.sideways_grads, stages,
-                     target_alignment=alignment)(variables, clip, targets)
+  # 'current' is the default: that compilation is shared with the reference
+  # case (3, 8); 'origin' goes through grad_fn's bound option.
+  for options, shift in (({}, 0),
+                         ({'target_alignment': 'origin'}, num_stages - 1)):
+    side = compiled('sideways', num_stages, False, **options)(
+        variables, clip, targets)
     outputs = side.metrics['outputs']
     for t in range(num_stages - 1, num_frames):
       np.testing.assert_allclose(side.metrics['step_losses'][t],
@@ -140,23 +147,23 @@ def test_dropout_is_keyed_by_frame_so_bp_and_sideways_agree_on_one_stage():
   stages = (DropoutHead(5, rate=0.5),)
   variables = init(stages)
   clip, targets = random_clip(4), labels(4)
-  rng = jax.random.PRNGKey(7)
-  side = jit_grads(sj.sideways_grads, stages, rng=rng)(variables, clip,
-                                                       targets)
-  bp = jit_grads(sj.bp_grads, stages, rng=rng)(variables, clip, targets)
+  rng, other_rng = jax.random.PRNGKey(7), jax.random.PRNGKey(8)
+
+  def jitted(fn, train=True):  # the key is an argument: one compile per fn.
+    return jax.jit(lambda r: fn(stages, variables, clip, targets, xent,
+                                rng=r, train=train))
+
+  side = jitted(sj.sideways_grads)(rng)
+  bp_fn = jitted(sj.bp_grads)
+  bp = bp_fn(rng)
   chex.assert_trees_all_close(side.grads, bp.grads, rtol=RTOL, atol=ATOL)
-  other = jit_grads(sj.bp_grads, stages, rng=jax.random.PRNGKey(8))(
-      variables, clip, targets)
-  assert max_abs_diff(other.grads, bp.grads) > 1e-4
-  evaluated = [jit_grads(sj.bp_grads, stages, rng=r, train=False)(
-      variables, clip, targets) for r in (rng, jax.random.PRNGKey(8))]
-  chex.assert_trees_all_close(evaluated[0].grads, evaluated[1].grads)
+  assert max_abs_diff(bp_fn(other_rng).grads, bp.grads) > 1e-4
+  bp_eval = jitted(sj.bp_grads, train=False)
+  chex.assert_trees_all_close(bp_eval(rng).grads, bp_eval(other_rng).grads)
 
 
 def test_streaming_episode_of_one_step_takes_gradients_every_step():
-  num_stages = 2
-  stages = (ConvStage(4, stride=2), make_chain(2)[-1])
-  variables = init(stages)
+  stages, variables = chain_and_variables(2, batchnorm=False)
   clip, targets = random_clip(5), labels(5)
   state = sj.init_pipeline(stages, variables, clip[0])
   step = jax.jit(lambda s, x, y: sj.take_gradients(
@@ -167,4 +174,3 @@ def test_streaming_episode_of_one_step_takes_gradients_every_step():
     counts.append(np.asarray(episode.valid_steps).tolist())
   # Stage 2 (top) is valid from step 2, stage 1 from step 3 (1-indexed).
   assert counts == [[0, 0], [0, 1], [1, 1], [1, 1], [1, 1]]
-  assert num_stages == len(stages)

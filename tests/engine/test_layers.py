@@ -18,8 +18,9 @@ CASES = [  # kernel, stride, padding, height, width
 
 
 def _value_and_grads(fn, *args):
-  return jax.value_and_grad(lambda *a: jnp.sum(fn(*a) ** 2),
-                            argnums=tuple(range(len(args))))(*args)
+  # Jitted: eagerly, each of im2col's k*k slices would compile on its own.
+  return jax.jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a) ** 2),
+                                    argnums=tuple(range(len(args)))))(*args)
 
 
 def _inputs(kernel, height, width):

@@ -9,17 +9,21 @@ these CPUs, while the tests only need some well-scaled random values.
 import jax
 import numpy as np
 
+import sideways_jax as sj
 
-def variable_shapes(stage, x):
-  """(output spec, variable specs) of one stage on input spec `x`."""
-  key = jax.random.key(0)
-  return jax.eval_shape(
-      lambda x: stage.init_with_output({'params': key, 'dropout': key}, x,
-                                       train=False), x)
+
+def variable_specs(stages, frame):
+  """The shapes of the variables `sj.init_chain` makes; nothing is computed.
+
+  `frame` is an array or a `jax.ShapeDtypeStruct` [B, ...].
+  """
+  spec = jax.ShapeDtypeStruct(frame.shape, frame.dtype)
+  return jax.eval_shape(lambda key: sj.init_chain(stages, key, spec),
+                        jax.random.key(0))
 
 
 def random_variables(stages, frame, seed=0):
-  """One variables dict per stage, random but well scaled, and the output spec.
+  """One variables dict per stage, random but well scaled.
 
   Kernels ~ N(0, 1/fan_in); biases ~ N(0, 0.1^2); batchnorm scales near 1;
   running means near 0 and variances near 1, so eval mode is non-trivial.
@@ -37,32 +41,16 @@ def random_variables(stages, frame, seed=0):
       value = 0.1 * rng.normal(size=shape)
     return np.asarray(value, spec.dtype)
 
-  x = jax.ShapeDtypeStruct(frame.shape, frame.dtype)
-  out = []
-  for stage in stages:
-    x, specs = variable_shapes(stage, x)
-    out.append({k: jax.tree_util.tree_map_with_path(fill, v)
-                for k, v in specs.items()})
-  return tuple(out), x
+  return tuple({k: jax.tree_util.tree_map_with_path(fill, v)
+                for k, v in specs.items()}
+               for specs in variable_specs(stages, frame))
 
 
-def chain_apply(stages, variables, x, *, train=False, rng=None):
-  """Runs the whole chain under one jit; returns (output, per-stage state).
+def chain_apply(stages, variables, x):
+  """The whole chain in eval mode (`sj.apply_chain`) under one jit.
 
-  In train mode batchnorm statistics are updated and returned; dropout
-  draws from `rng` folded with the stage index.
+  Compilation dominates these tests: models built with impl='xla' (XLA's own
+  convolutions) compile much faster than the CPU default im2col form, which
+  tests/engine/test_layers.py checks against them.
   """
-
-  def run(variables, x, rng):
-    states = []
-    for i, (stage, v) in enumerate(zip(stages, variables)):
-      rngs = {'dropout': jax.random.fold_in(rng, i)} if rng is not None else {}
-      if train and 'batch_stats' in v:
-        x, state = stage.apply(v, x, train=True, rngs=rngs,
-                               mutable=['batch_stats'])
-      else:
-        x, state = stage.apply(v, x, train=train, rngs=rngs), {}
-      states.append(state)
-    return x, tuple(states)
-
-  return jax.jit(run)(variables, x, rng)
+  return jax.jit(lambda v, x: sj.apply_chain(stages, v, x)[0])(variables, x)

@@ -15,10 +15,10 @@ MOMENTUM = 0.9  # vgg8's default bn_momentum.
 
 def _conv3_setup():
   """VGG-8's conv3 stage (3x3 conv, BN, ReLU, no pool), small and random."""
-  stages = models.vgg8(3, width=0.125)
+  stages = models.vgg8(3, width=0.125, impl='xla')
   stage = stages[2]
   x = jax.random.normal(jax.random.key(0), (3, 4, 4, 32)) + 0.5
-  (variables,), _ = models_testlib.random_variables((stage,), x, seed=1)
+  (variables,) = models_testlib.random_variables((stage,), x, seed=1)
   return stage, variables, x
 
 
@@ -75,12 +75,13 @@ def test_batchnorm_eval_uses_running_averages():
 @pytest.fixture(scope='module')
 def dropout_chain():
   rate = 0.5
-  stages = models.vgg8(3, dropout_rate=rate, width=0.125)
-  plain = models.vgg8(3, dropout_rate=0.0, width=0.125)
+  # impl='xla': see models_testlib.chain_apply.
+  stages = models.vgg8(3, dropout_rate=rate, width=0.125, impl='xla')
+  plain = models.vgg8(3, dropout_rate=0.0, width=0.125, impl='xla')
   frame = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
-  variables, _ = models_testlib.random_variables(stages, frame)
+  variables = models_testlib.random_variables(stages, frame)
   # fc6 and its input: the first stage with dropout.
-  x, _ = models_testlib.chain_apply(stages[:5], variables[:5], frame)
+  x = models_testlib.chain_apply(stages[:5], variables[:5], frame)
   return rate, stages[5], plain[5], variables[5], x
 
 

@@ -83,7 +83,7 @@ def test_transposed_conv_and_dense_flops_by_hand():
 def test_params_from_variables_and_table():
   stages = models.vgg8(3, width=0.125)
   frame = jnp.zeros((2, 16, 16, 3))
-  variables, _ = models_testlib.random_variables(stages, frame)
+  variables = models_testlib.random_variables(stages, frame)
   from_shapes = models.describe(stages, frame)
   from_vars = models.describe(stages, frame, variables)
   assert from_shapes == from_vars
