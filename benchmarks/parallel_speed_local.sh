@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Paper Table 2 at D = 2 on one machine: two processes, each pinned to its
-# own CPU core with single-threaded XLA, joined over loopback (gloo).
+# own CPU core with single-threaded XLA, joined over loopback (gloo). Every
+# config runs all five algorithms (BP model-parallel, BP data-parallel,
+# GPipe, 1F1B, Sideways) in one run and reports them as ratios to BP
+# model-parallel, with the balance bound and the fraction of it each
+# pipeline reaches.
 #
 #   bash benchmarks/parallel_speed_local.sh [CONFIG ...] [--config.x=y ...]
 #
 # CONFIGs default to configs/speed_vgg8.py:local2 and
 # configs/speed_simplecnn.py:local2 (run one after the other; roughly
-# 3 + 2 minutes on an idle 2-core machine). Flags after them apply to every
-# config. Process 0 prints each report; the logs and results.json of each
-# config go to $LOG_DIR/<config name> (LOG_DIR defaults to
-# /tmp/sideways_speed). Run from the repository root. PYTHON picks the
-# interpreter (default: .venv/bin/python if it exists, else python).
-# Other work on the machine distorts the comparison (BP leaves one core idle
-# half the time, which other processes then use): with MAX_LOAD=x the script
-# first waits, up to WAIT_S seconds (default 3600), until the 1-minute load
-# average is below x.
+# 6 + 4 minutes on an idle 2-core machine). Flags after them apply to every
+# config. Process 0 prints each report; the logs, results.json and
+# schedule.png of each config go to $LOG_DIR/<config name> (LOG_DIR
+# defaults to /tmp/sideways_speed). Run from the repository root. PYTHON
+# picks the interpreter (default: .venv/bin/python if it exists, else
+# python). Other work on the machine distorts the comparison (BP leaves one
+# core idle half the time, which other processes then use): with MAX_LOAD=x
+# the script first waits, up to WAIT_S seconds (default 3600), until the
+# 1-minute load average is below x.
 set -euo pipefail
+cd "$(dirname "$0")/.."  # configs/ and experiments/ are relative to the root.
 
 configs=()
 while (($#)) && [[ "$1" != --* ]]; do
@@ -58,7 +63,7 @@ pids=()
 trap 'kill -KILL "${pids[@]}" 2>/dev/null; exit 130' INT TERM
 
 run_config() {
-  # $1: the config; the rest: flags for experiments/speed.py.
+  # $1: the config; the rest: flags for the speed runner.
   local config=$1 name dir start status=0 i
   shift
   name=$(basename "${config%%:*}" .py)${config#*.py}
@@ -76,7 +81,7 @@ run_config() {
     # make the two processes share one session's slice of a loaded machine.
     setsid taskset -c "${CORES[$i]}" "$PYTHON" experiments/speed.py \
         --config="$config" \
-        --config.output="$dir/results.json" \
+        --workdir="$dir" \
         --config.distributed.num_processes=2 \
         --config.distributed.process_id=$i \
         --config.distributed.coordinator_address=127.0.0.1:$port \

@@ -31,14 +31,16 @@ def bp_data_grads(stages: chain_lib.Stages, params: tuple[Any, ...],
                   state: tuple[dict, ...], clip: jax.Array, targets: Any,
                   rng: jax.Array | None, loss_fn: Callable, *, train: bool,
                   mode: bp_lib.BPMode, unroll: int | bool,
-                  num_shards: int) -> tuple[Any, tuple[dict, ...], jax.Array]:
+                  num_shards: int
+                  ) -> tuple[Any, tuple[dict, ...], jax.Array, jax.Array]:
   """Per-device BP on this device's shard, averaged over every device.
 
   Call inside `shard_map` over ('data', 'stage') with replicated params and
   state and the batch split over both axes.
 
   Returns:
-    (grads, new mutable state, loss), identical on every device.
+    (grads, new mutable state, loss), identical on every device, and this
+    device's top outputs [K, b, ...].
   """
   if rng is not None and num_shards > 1:
     rng = jax.random.fold_in(rng, shard_index())
@@ -51,7 +53,7 @@ def bp_data_grads(stages: chain_lib.Stages, params: tuple[Any, ...],
                            rng=rng, train=train, mode=mode, unroll=unroll)
   mean = lambda x: lax.pmean(x, mesh_lib.AXES)
   return (mean(result.grads), mean(tuple(dict(s) for s in result.state)),
-          mean(result.loss))
+          mean(result.loss), result.metrics['outputs'])
 
 
 def bp_data_update(optimizer: optax.GradientTransformation,

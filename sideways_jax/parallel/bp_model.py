@@ -60,8 +60,12 @@ def bp_model_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
         slots_lib.unflatten_slots(layout.params[k], plan.places[k], params)
         for k in range(num_stages))
 
+    zeros_o = mesh_lib.vary(jnp.zeros((batch, layout.out_size),
+                                      layout.outputs[-1].dtype))
+
     def frame_loss(stage_params, frame, target, t):
       h, loss, new_state = zeros_a, mesh_lib.vary(jnp.zeros(())), zeros_s
+      emit = zeros_o
       for k in range(num_stages):
         top = k == num_stages - 1
 
@@ -74,24 +78,26 @@ def bp_model_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
           flat_state = flat_lib.flatten(layout.state[k], dict(stage_state),
                                         layout.state_size, layout.state_dtype)
           if top:
-            out = (jnp.zeros_like(h), loss_fn(y, target).astype(jnp.float32))
+            out = (jnp.zeros_like(h), loss_fn(y, target).astype(jnp.float32),
+                   y.reshape(zeros_o.shape).astype(zeros_o.dtype))
           else:
             out = (flat_lib.flatten_batch(y, layout.act_size).astype(
-                h.dtype), jnp.zeros((), jnp.float32))
+                h.dtype), jnp.zeros((), jnp.float32), zeros_o)
           return mesh_lib.vary(out + (flat_state,))
 
         def idle(p, h, frame, target):
           del p, frame, target
           return mesh_lib.vary((jnp.zeros_like(h), jnp.zeros((), jnp.float32),
-                                jnp.zeros_like(state)))
+                                zeros_o, jnp.zeros_like(state)))
 
-        out, tick_loss, tick_state = lax.cond(
+        out, tick_loss, tick_emit, tick_state = lax.cond(
             stage_index == k, active, idle, stage_params[k], h, frame, target)
         loss = loss + tick_loss
+        emit = emit + tick_emit
         new_state = new_state + tick_state
         if not top:
           h = lax.ppermute(out, mesh_lib.STAGE, [(k, k + 1)])
-      return loss, new_state
+      return loss, (new_state, lax.stop_gradient(emit))
 
     value_and_grad = jax.value_and_grad(frame_loss, has_aux=True)
     accumulate = [
@@ -101,20 +107,21 @@ def bp_model_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
 
     def step(carry, inputs):
       grad_sum, state_sum, loss_sum = carry
-      (loss, new_state), g = value_and_grad(stage_params, *inputs)
+      (loss, (new_state, emit)), g = value_and_grad(stage_params, *inputs)
       grad_sum = lax.switch(stage_index, accumulate, grad_sum, g)
-      return (grad_sum, state_sum + new_state, loss_sum + loss), None
+      return (grad_sum, state_sum + new_state, loss_sum + loss), emit
 
     num_frames = clip.shape[0]
     frames = jnp.arange(num_frames, dtype=jnp.int32)
     carry = mesh_lib.vary((jax.tree.map(jnp.zeros_like, params),
                            jnp.zeros_like(state), jnp.zeros((), jnp.float32)))
-    (grad_sum, state_sum, loss_sum), _ = lax.scan(
+    (grad_sum, state_sum, loss_sum), outputs = lax.scan(
         step, carry, (clip, targets, frames), unroll=unroll)
     return LocalResult(grads=jax.tree.map(lambda g: g / num_frames, grad_sum),
                        state=state_sum / num_frames,
                        loss=loss_sum / num_frames,
                        valid_steps=mesh_lib.vary(
-                           jnp.asarray(num_frames, jnp.int32)))
+                           jnp.asarray(num_frames, jnp.int32)),
+                       outputs=outputs)
 
   return local_fn

@@ -67,6 +67,11 @@ class ChainLayout:
   def num_stages(self) -> int:
     return len(self.params)
 
+  @property
+  def out_size(self) -> int:
+    """Per-example length of the top stage's output."""
+    return math.prod(self.outputs[-1].shape[1:])
+
 
 def chain_layout(stages: chain_lib.Stages,
                  variables: chain_lib.ChainVariables,

@@ -5,13 +5,14 @@ Runs inside `shard_map` over ('data', 'stage'). At every computation step
 `axis_index('stage')`: one `jax.vjp` at the input its lower neighbour sent at
 the previous step, applied to the cotangent its upper neighbour sent at the
 previous step (the top stage gets it from the loss). Then activations move up
-and input-cotangents move down with one `ppermute` each. This is the schedule
+and input-cotangents move down (`mesh.exchange`). This is the schedule
 of `sideways_jax.pipeline.sideways_step`, spread over devices, and gives the
-same numbers (DESIGN.md §1-2).
+same numbers.
 
 Validity masks need no communication: with 0-indexed stage i and step t
-since the reset, stage i's input is real from t >= i and its gradient counts
-from t >= 2(D-1) - i, exactly what the single-device flags carry.
+since the reset, stage i forwards frame t - i and backpropagates the
+cotangent of frame t - 2(D-1) + i (`schedule.sideways_frames`); each is real
+when not negative, exactly what the single-device flags carry.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sideways_jax import chain as chain_lib
 from sideways_jax.parallel import flat as flat_lib
 from sideways_jax.parallel import layout as layout_lib
 from sideways_jax.parallel import mesh as mesh_lib
+from sideways_jax.parallel import schedule as schedule_lib
 from sideways_jax.parallel import slots as slots_lib
 
 
@@ -37,6 +39,7 @@ class LocalResult(NamedTuple):
   state: jax.Array        # [S]: this stage's averaged mutable state
   loss: jax.Array         # f32 []: the episode loss on the top device, else 0
   valid_steps: jax.Array  # int32 []: n_i
+  outputs: jax.Array      # [K, b, O]: top output per step (top device)
 
 
 # local_fn(param slots, state [S], clip [K, b, ...], targets, rng)
@@ -68,9 +71,10 @@ def _stage_branch(i: int, stages: chain_lib.Stages,
   places = layout.param_slots.places[i]
   stage_params = slots_lib.unflatten_slots(layout.params[i], places, params)
   stage_state = flat_lib.unflatten(layout.state[i], state)
-  x_valid = t >= i
-  mask = t >= 2 * (num_stages - 1) - i
-  key = chain_lib.stage_rng(rng, t - i, i)
+  forward_frame, backward_frame = schedule_lib.sideways_frames(
+      t, i, num_stages)
+  x_valid, mask = forward_frame >= 0, backward_frame >= 0
+  key = chain_lib.stage_rng(rng, forward_frame, i)
 
   def forward(p, a):
     return chain_lib.apply_stage(stages[i], p, stage_state, a, train=train,
@@ -83,26 +87,32 @@ def _stage_branch(i: int, stages: chain_lib.Stages,
   else:
     x = flat_lib.unflatten_batch(act, layout.outputs[i - 1])
     y, vjp_fn, new_state = jax.vjp(forward, stage_params, x, has_aux=True)
+  batch = frame.shape[0]
+  emit = jnp.zeros((batch, layout.out_size), layout.outputs[-1].dtype)
   if top:
     loss, cot_y = jax.value_and_grad(loss_fn)(y, target)
     loss = jnp.where(x_valid, loss, 0.0).astype(jnp.float32)
+    emit = y.reshape(emit.shape).astype(emit.dtype)
   else:
     loss = jnp.zeros((), jnp.float32)
     cot_y = flat_lib.unflatten_batch(cot, layout.outputs[i])
-  grads = vjp_fn(cot_y.astype(y.dtype))
+  # Masking the (small) cotangent, not the gradient: at a masked step the
+  # stage ran on zeros (or its cotangent is zeros), so the gradient is
+  # exactly zero and the big parameter slots need no extra select pass.
+  grads = vjp_fn(jnp.where(mask, cot_y, 0).astype(y.dtype))
   # Only this stage's slots change; the rest pass through without a copy.
   grad_sum = slots_lib.add_to_slots(layout.params[i], places, grad_sum,
-                                    grads[0], mask)
-  zeros_a = jnp.zeros((frame.shape[0], size_a), layout.act_dtype)
-  down = zeros_a if i == 0 else jnp.where(
-      mask, flat_lib.flatten_batch(grads[1], size_a), 0).astype(
-          layout.act_dtype)
+                                    grads[0])
+  zeros_a = jnp.zeros((batch, size_a), layout.act_dtype)
+  down = zeros_a if i == 0 else flat_lib.flatten_batch(
+      grads[1], size_a).astype(layout.act_dtype)
   up = zeros_a if top else flat_lib.flatten_batch(y, size_a).astype(
       layout.act_dtype)
   new_state = jnp.where(
       x_valid, flat_lib.flatten(layout.state[i], dict(new_state),
                                 layout.state_size, layout.state_dtype), 0)
-  return mesh_lib.vary((up, down, grad_sum, new_state, loss, mask, x_valid))
+  return mesh_lib.vary((up, down, grad_sum, new_state, loss, mask, x_valid,
+                        emit))
 
 
 def sideways_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
@@ -125,8 +135,6 @@ def sideways_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
   num_stages = layout.num_stages
   branches = [functools.partial(_stage_branch, i, stages, layout, loss_fn,
                                 train) for i in range(num_stages)]
-  up_perm = [(j, j + 1) for j in range(num_stages - 1)]
-  down_perm = [(j + 1, j) for j in range(num_stages - 1)]
 
   def local_fn(params, state, clip, targets, rng):
     stage_index = lax.axis_index(mesh_lib.STAGE)
@@ -142,20 +150,18 @@ def sideways_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
 
     def step(carry, frame_and_target):
       frame, target = frame_and_target
-      up, down, grad_sum, new_state, loss, mask, x_valid = lax.switch(
+      up, down, grad_sum, new_state, loss, mask, x_valid, emit = lax.switch(
           stage_index, branches, params, state, carry.act, carry.cot,
           carry.grad_sum, frame, target, carry.t, rng)
-      if num_stages > 1:
-        up = lax.ppermute(up, mesh_lib.STAGE, up_perm)
-        down = lax.ppermute(down, mesh_lib.STAGE, down_perm)
+      up, down = mesh_lib.exchange(up, down, num_stages)
       return _Carry(
           act=up, cot=down, grad_sum=grad_sum,
           valid=carry.valid + mask.astype(jnp.int32),
           state_sum=carry.state_sum + new_state,
           state_count=carry.state_count + x_valid.astype(jnp.int32),
-          loss_sum=carry.loss_sum + loss, t=carry.t + 1), None
+          loss_sum=carry.loss_sum + loss, t=carry.t + 1), emit
 
-    carry, _ = lax.scan(step, carry, (clip, targets), unroll=unroll)
+    carry, outputs = lax.scan(step, carry, (clip, targets), unroll=unroll)
     count = jnp.maximum(carry.valid, 1)
     grads = jax.tree.map(lambda g: g / count.astype(g.dtype), carry.grad_sum)
     averaged = carry.state_sum / jnp.maximum(carry.state_count, 1).astype(
@@ -165,6 +171,6 @@ def sideways_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
     top_valid = jnp.maximum(carry.valid, 1).astype(jnp.float32)
     return LocalResult(grads=grads, state=new_state,
                        loss=carry.loss_sum / top_valid,
-                       valid_steps=carry.valid)
+                       valid_steps=carry.valid, outputs=outputs)
 
   return local_fn

@@ -1,4 +1,4 @@
-"""Training on a ('data', 'stage') mesh: Sideways, BP model- and data-parallel.
+"""Training on a ('data', 'stage') mesh: Sideways and four exact-BP baselines.
 
 One object per algorithm holds the compiled programs:
 
@@ -7,9 +7,11 @@ One object per algorithm holds the compiled programs:
 * 'bp_model': exact BP, stage i on stage-device i, one device busy at a time
   (`bp_model.py`), the paper's baseline;
 * 'bp_data': exact BP, whole model on every device, batch over all devices
-  (`bp_data.py`).
+  (`bp_data.py`);
+* 'bp_gpipe', 'bp_1f1b': exact BP, stage i on stage-device i, pipelined over
+  the clip's frames (`bp_pipeline.py`, tick tables in `schedule.py`).
 
-For the first two, each device holds only its own stage's parameters,
+For all but 'bp_data', each device holds only its own stage's parameters,
 mutable state (batchnorm) and optimizer state: its row of buffers sharded
 over 'stage' (see `layout.py`). The optimizer then sees one stage's
 parameter slots at a time, so it must act elementwise (sgd, momentum, adam,
@@ -17,12 +19,15 @@ weight decay ...): a transform that reduces over all parameters (global-norm
 clipping) would see one stage only. With a 'data' axis, gradients, batchnorm
 statistics and the loss are averaged over data shards; batchnorm normalises
 over each shard's clips, and dropout keys are folded with the shard index.
+
+`train_step` returns, beside the new state, the metrics of `GradResult` for
+the global batch (see `ParallelTrainer.train_step`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -37,11 +42,53 @@ from sideways_jax import result as result_lib
 from sideways_jax import sideways as sideways_lib
 from sideways_jax.parallel import bp_data
 from sideways_jax.parallel import bp_model
+from sideways_jax.parallel import bp_pipeline
 from sideways_jax.parallel import layout as layout_lib
 from sideways_jax.parallel import mesh as mesh_lib
+from sideways_jax.parallel import schedule as schedule_lib
 from sideways_jax.parallel import sideways_mp
 
-ALGORITHMS = ('sideways', 'bp_model', 'bp_data')
+# BP model-parallel first: the baseline every other is compared with.
+ALGORITHMS = ('bp_model', 'bp_data', 'bp_gpipe', 'bp_1f1b', 'sideways')
+# The options each algorithm takes, with their defaults; no other applies.
+OPTIONS: dict[str, dict[str, Any]] = {
+    'sideways': {'target_alignment': 'current'},  # see sideways.align_targets
+    'bp_data': {'bp_mode': 'scanned'},            # see bp.bp_grads
+}
+_OPTION_VALUES = {'target_alignment': ('current', 'origin'),
+                  'bp_mode': ('batched', 'scanned')}
+_LOCAL_PROGRAMS = {
+    'sideways': sideways_mp.sideways_local,
+    'bp_model': bp_model.bp_model_local,
+    'bp_gpipe': functools.partial(bp_pipeline.pipeline_local, 'bp_gpipe'),
+    'bp_1f1b': functools.partial(bp_pipeline.pipeline_local, 'bp_1f1b'),
+}
+
+
+def algorithm_options(algorithm: str,
+                      options: Mapping[str, Any] | None) -> dict[str, Any]:
+  """`options` checked against what `algorithm` takes, defaults filled in.
+
+  Raises:
+    ValueError: unknown algorithm, an option it does not take, or a value
+      the option does not allow.
+  """
+  if algorithm not in ALGORITHMS:
+    raise ValueError(f'unknown algorithm {algorithm!r}; choose one of '
+                     f'{ALGORITHMS}')
+  allowed = OPTIONS.get(algorithm, {})
+  options = dict(options or {})
+  for name, value in options.items():
+    if name not in allowed:
+      takers = [a for a, o in OPTIONS.items() if name in o]
+      raise ValueError(
+          f'option {name!r} does not apply to algorithm {algorithm!r} '
+          f'(it takes {tuple(allowed) or "no options"}); {name!r} is for '
+          f'{takers or "no algorithm"}')
+    if value not in _OPTION_VALUES[name]:
+      raise ValueError(f'{name}={value!r}: choose one of '
+                       f'{_OPTION_VALUES[name]}')
+  return {**allowed, **options}
 
 
 def _row(tree: Any) -> Any:
@@ -53,12 +100,17 @@ def _expand(tree: Any) -> Any:
   return jax.tree.map(lambda x: x[None], tree)
 
 
+def _square_sum(tree: Any) -> jax.Array:
+  return sum((jnp.sum(jnp.square(x.astype(jnp.float32)))
+              for x in jax.tree.leaves(tree)), jnp.zeros((), jnp.float32))
+
+
 class TrainState(NamedTuple):
   """Everything a training loop carries; global arrays on the mesh.
 
-  'sideways' / 'bp_model': params a tuple of slots [D, slot_size] and
-  model_state [D, state_size], sharded over 'stage'; opt_state leaves
-  [D, ...] likewise (see `layout.py`).
+  Staged algorithms (all but 'bp_data'): params a tuple of slots
+  [D, slot_size] and model_state [D, state_size], sharded over 'stage';
+  opt_state leaves [D, ...] likewise (see `layout.py`).
   'bp_data': per-stage pytrees (tuples), replicated on every device.
   """
   params: Any
@@ -73,27 +125,26 @@ class ParallelTrainer:
                variables: chain_lib.ChainVariables, mesh: jax.sharding.Mesh,
                loss_fn: Callable, optimizer: optax.GradientTransformation,
                example_clip: Any, *, train: bool = True,
-               target_alignment: sideways_lib.TargetAlignment = 'current',
-               bp_mode: str = 'scanned', unroll: int | bool = 1):
+               options: Mapping[str, Any] | None = None,
+               unroll: int | bool = 1):
     """Checks the setup and prepares the programs (compiled on first use).
 
     Args:
-      algorithm: 'sideways', 'bp_model' or 'bp_data'.
+      algorithm: one of ALGORITHMS.
       stages: the D stage modules; D must equal the mesh's 'stage' size.
       variables: one variables dict per stage (only shapes are used here).
       mesh: from `make_mesh(num_data, D)`.
       loss_fn: `loss_fn(top_output, target) -> scalar` (mean over batch).
       optimizer: an elementwise optax transformation (see module doc).
       example_clip: array or ShapeDtypeStruct [K, B, ...], the global batch.
+        Only B and the frame shape are fixed; other K may be used later.
       train: training mode for batchnorm and dropout.
-      target_alignment: Sideways' 'current' or 'origin' (see
-        `sideways_jax.sideways.align_targets`).
-      bp_mode: 'batched' or 'scanned' for 'bp_data' (see `bp_grads`).
-      unroll: passed to the scans over frames.
+      options: the algorithm's own options (OPTIONS): 'target_alignment'
+        ('current' or 'origin') for 'sideways', 'bp_mode' ('batched' or
+        'scanned') for 'bp_data'; any other raises a ValueError.
+      unroll: passed to the scans over frames (ticks).
     """
-    if algorithm not in ALGORITHMS:
-      raise ValueError(f'unknown algorithm {algorithm!r}; choose one of '
-                       f'{ALGORITHMS}')
+    self.options = algorithm_options(algorithm, options)
     chain_lib.validate_chain(stages, variables)
     num_data, num_stages = mesh_lib.check_mesh(mesh, len(stages))
     shape = tuple(example_clip.shape)
@@ -102,13 +153,9 @@ class ParallelTrainer:
     num_frames, batch = shape[:2]
     if algorithm == 'sideways':
       sideways_lib.check_clip_length(num_frames, num_stages)
-    if target_alignment not in ('current', 'origin'):
-      raise ValueError("target_alignment must be 'current' or 'origin', got "
-                       f'{target_alignment!r}')
     self.algorithm, self.stages, self.mesh = algorithm, tuple(stages), mesh
     self.loss_fn, self.optimizer, self.train = loss_fn, optimizer, train
-    self.target_alignment, self.bp_mode, self.unroll = (
-        target_alignment, bp_mode, unroll)
+    self.unroll = unroll
     self.num_data, self.num_stages = num_data, num_stages
     self.staged = algorithm != 'bp_data'
     shards = num_data if self.staged else num_data * num_stages
@@ -162,25 +209,35 @@ class ParallelTrainer:
   # ---- programs ------------------------------------------------------------
 
   def _staged_grads(self, params, state, clip, targets, rng):
-    """Inside shard_map: this stage's (grads, state, loss, valid_steps)."""
-    make = (sideways_mp.sideways_local if self.algorithm == 'sideways'
-            else bp_model.bp_model_local)
-    local_fn = make(self.stages, self.layout, self.loss_fn, train=self.train,
-                    unroll=self.unroll)
+    """Inside shard_map: this stage's grads, state and the shared metrics."""
+    local_fn = _LOCAL_PROGRAMS[self.algorithm](
+        self.stages, self.layout, self.loss_fn, train=self.train,
+        unroll=self.unroll)
     if rng is not None and self.num_data > 1:
       rng = jax.random.fold_in(rng, lax.axis_index(mesh_lib.DATA))
     result = local_fn(mesh_lib.vary(params), mesh_lib.vary(state), clip,
                       targets, rng)
-    data = mesh_lib.DATA
-    return (lax.pmean(result.grads, data), lax.pmean(result.state, data),
-            lax.pmean(lax.psum(result.loss, mesh_lib.STAGE), data),
-            lax.pmax(result.valid_steps, data))
+    data, stage = mesh_lib.DATA, mesh_lib.STAGE
+    grads = lax.pmean(result.grads, data)
+    loss = lax.pmean(lax.psum(result.loss, stage), data)
+    finite = jnp.logical_and(
+        lax.pmin(result_lib.finite_metric(jnp.zeros(()), grads).astype(
+            jnp.int32), stage) > 0, jnp.isfinite(loss))
+    metrics = {
+        'loss': loss,
+        'grad_norm': jnp.sqrt(lax.psum(_square_sum(grads), stage)),
+        'loss_is_finite': finite,
+        # Only the top device's are real; the others hold zeros.
+        'outputs': lax.psum(result.outputs, stage),
+    }
+    return (grads, lax.pmean(result.state, data),
+            lax.pmax(result.valid_steps, data), metrics)
 
   def _aligned(self, targets):
     if self.algorithm != 'sideways':
       return targets
     return sideways_lib.align_targets(targets, self.num_stages,
-                                      self.target_alignment)
+                                      self.options['target_alignment'])
 
   def _check_inputs(self, clip, targets):
     num_frames, _ = chain_lib.validate_clip(clip, targets)
@@ -191,83 +248,79 @@ class ParallelTrainer:
       raise ValueError(f'this trainer was built for batches of {expected} '
                        f'clips, got {clip.shape[1]}')
 
-  def _shard_map(self, body, in_specs, out_specs, with_rng):
-    if with_rng:
-      in_specs = in_specs + (P(),)
-    return jax.shard_map(body, mesh=self.mesh, in_specs=in_specs,
-                         out_specs=out_specs)
+  def _output_steps(self, num_frames):
+    """(output_valid bool [K], output_frame int32 [K]) as the engine's."""
+    if self.algorithm == 'sideways':
+      top = self.num_stages - 1
+      frame, _ = schedule_lib.sideways_frames(
+          jnp.arange(num_frames, dtype=jnp.int32), top, self.num_stages)
+      return frame >= 0, frame
+    return (jnp.ones((num_frames,), bool),
+            jnp.arange(num_frames, dtype=jnp.int32))
 
   @functools.cached_property
-  def _grads_jit(self):
-    return {with_rng: jax.jit(functools.partial(self._grads_program,
-                                                with_rng=with_rng))
-            for with_rng in (False, True)}
+  def _jit(self):
+    """{(update, with_rng): jitted program}; an update donates the state."""
+    return {(update, with_rng): jax.jit(
+        functools.partial(self._program, update=update, with_rng=with_rng),
+        donate_argnums=0 if update else ())
+            for update in (False, True) for with_rng in (False, True)}
 
-  def _grads_program(self, state, clip, targets, *rng, with_rng):
-    targets = self._aligned(targets)
-    batch = self.batch_spec
-    if self.staged:
-      def body(params, model_state, clip, targets, *rng):
-        grads, new_state, loss, valid = self._staged_grads(
-            _row(params), model_state[0], clip, targets,
-            rng[0] if rng else None)
-        return _expand(grads), new_state[None], loss, valid[None]
-      fn = self._shard_map(body, (self._row, self._row, batch, batch),
-                           (self._row, self._row, P(), self._row), with_rng)
-    else:
-      def body(params, model_state, clip, targets, *rng):
-        grads, new_state, loss = bp_data.bp_data_grads(
-            self.stages, params, model_state, clip, targets,
-            rng[0] if rng else None, self.loss_fn, train=self.train,
-            mode=self.bp_mode, unroll=self.unroll,
-            num_shards=self.num_shards)
-        return grads, new_state, loss
-      fn = self._shard_map(body, (P(), P(), batch, batch), (P(), P(), P()),
-                           with_rng)
-    return fn(state.params, state.model_state, clip, targets, *rng)
-
-  @functools.cached_property
-  def _step_jit(self):
-    return {with_rng: jax.jit(functools.partial(self._step_program,
-                                                with_rng=with_rng),
-                              donate_argnums=0)
-            for with_rng in (False, True)}
-
-  def _step_program(self, state, clip, targets, *rng, with_rng):
+  def _program(self, state, clip, targets, *rng, update, with_rng):
+    """(new TrainState, metrics) if update, else (grads, state, metrics)."""
     targets = self._aligned(targets)
     batch, row = self.batch_spec, self._row
     optimizer = self.optimizer
+    rng_spec = (P(),) if with_rng else ()
+    metric_specs = {'loss': P(), 'grad_norm': P(), 'loss_is_finite': P(),
+                    'outputs': batch}
     if self.staged:
       def body(params, model_state, opt_state, clip, targets, *rng):
         p = _row(params)
-        grads, new_state, loss, valid = self._staged_grads(
+        grads, new_state, valid, metrics = self._staged_grads(
             p, model_state[0], clip, targets, rng[0] if rng else None)
+        metrics['valid_steps'] = valid[None]
+        if not update:
+          return _expand(grads), new_state[None], metrics
         updates, o = optimizer.update(grads, _row(opt_state), p)
         p = optax.apply_updates(p, updates)
-        return (_expand(p), new_state[None], _expand(o), loss, valid[None])
-      fn = self._shard_map(body, (row, row, row, batch, batch),
-                           (row, row, row, P(), row), with_rng)
-      params, model_state, opt_state, loss, valid = fn(
-          state.params, state.model_state, state.opt_state, clip, targets,
-          *rng)
+        return _expand(p), new_state[None], _expand(o), metrics
+      metric_specs['valid_steps'] = row
+      state_specs = (row, row, row)
     else:
       def body(params, model_state, opt_state, clip, targets, *rng):
-        grads, new_state, loss = bp_data.bp_data_grads(
+        grads, new_state, loss, outputs = bp_data.bp_data_grads(
             self.stages, params, model_state, clip, targets,
             rng[0] if rng else None, self.loss_fn, train=self.train,
-            mode=self.bp_mode, unroll=self.unroll,
+            mode=self.options['bp_mode'], unroll=self.unroll,
             num_shards=self.num_shards)
+        metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads),
+                   'loss_is_finite': result_lib.finite_metric(loss, grads),
+                   'outputs': outputs}
+        if not update:
+          return grads, new_state, metrics
         params, opt_state = bp_data.bp_data_update(optimizer, params,
                                                    opt_state, grads)
-        return params, new_state, opt_state, loss
-      fn = self._shard_map(body, (P(), P(), P(), batch, batch),
-                           (P(), P(), P(), P()), with_rng)
-      params, model_state, opt_state, loss = fn(
-          state.params, state.model_state, state.opt_state, clip, targets,
-          *rng)
-      valid = jnp.full((self.num_stages,), clip.shape[0], jnp.int32)
-    metrics = {'loss': loss, 'valid_steps': valid}
-    return TrainState(params, model_state, opt_state), metrics
+        return params, new_state, opt_state, metrics
+      state_specs = (P(), P(), P())
+    out_specs = (state_specs if update else state_specs[:2]) + (metric_specs,)
+    fn = jax.shard_map(body, mesh=self.mesh,
+                       in_specs=state_specs + (batch, batch) + rng_spec,
+                       out_specs=out_specs)
+    *out, metrics = fn(state.params, state.model_state, state.opt_state, clip,
+                       targets, *rng)
+    num_frames = clip.shape[0]
+    if not self.staged:
+      metrics['valid_steps'] = jnp.full((self.num_stages,), num_frames,
+                                        jnp.int32)
+    else:  # Flat rows back to the top stage's output shape.
+      metrics['outputs'] = metrics['outputs'].reshape(
+          (num_frames, clip.shape[1]) + self.layout.outputs[-1].shape[1:])
+    metrics['output_valid'], metrics['output_frame'] = self._output_steps(
+        num_frames)
+    if update:
+      return TrainState(*out), metrics
+    return (*out, metrics)
 
   # ---- public calls ----------------------------------------------------------
 
@@ -277,11 +330,18 @@ class ParallelTrainer:
     """One episode (clip) and one optimizer update; `state` is donated.
 
     Returns:
-      (the new state, {'loss': f32 [], 'valid_steps': int32 [D]}).
+      (the new state, metrics), metrics global arrays equal to what
+      `sideways_grads` ('sideways') or `bp_grads` (the others) give for the
+      whole batch on one device: 'loss' f32 [], 'valid_steps' int32 [D],
+      'outputs' [K, B, ...] (the top stage's output at each step; under BP
+      the output of frame t), 'output_valid' bool [K], 'output_frame' int32
+      [K], 'grad_norm' f32 [] (global L2 norm of the averaged gradients of
+      every stage, `optax.tree.norm(grads)`), 'loss_is_finite' bool [] (the
+      loss and every gradient entry finite).
     """
     self._check_inputs(clip, targets)
     extra = () if rng is None else (rng,)
-    return self._step_jit[rng is not None](state, clip, targets, *extra)
+    return self._jit[True, rng is not None](state, clip, targets, *extra)
 
   def grads(self, state: TrainState, clip: jax.Array, targets: Any,
             rng: jax.Array | None = None) -> result_lib.GradResult:
@@ -289,20 +349,53 @@ class ParallelTrainer:
 
     Returns:
       A GradResult whose grads and state are tuples over stages, like
-      `sideways_grads` / `bp_grads` return them; metrics has 'valid_steps'.
+      `sideways_grads` / `bp_grads` return them; metrics as `train_step`'s.
     """
     self._check_inputs(clip, targets)
     extra = () if rng is None else (rng,)
-    out = mesh_lib.fetch(self._grads_jit[rng is not None](
-        state, clip, targets, *extra), self.mesh)
+    program = self._jit[False, rng is not None]
+    grads, new_state, metrics = mesh_lib.fetch(
+        program(state, clip, targets, *extra), self.mesh)
     if self.staged:
-      grads, new_state, loss, valid = out
       grads = layout_lib.unstack_params(self.layout, grads)
       new_state = layout_lib.unstack_state(self.layout, new_state)
-    else:
-      grads, new_state, loss = out
-      valid = np.full((self.num_stages,), clip.shape[0], np.int32)
     return result_lib.GradResult(
-        loss=loss, grads=jax.tree.map(np.asarray, tuple(grads)),
+        loss=metrics['loss'], grads=jax.tree.map(np.asarray, tuple(grads)),
         state=jax.tree.map(np.asarray, tuple(dict(s) for s in new_state)),
-        metrics={'valid_steps': np.asarray(valid)})
+        metrics=metrics)
+
+  def abstract_batch(self, num_frames: int, targets: Any = None
+                     ) -> tuple[jax.ShapeDtypeStruct, Any]:
+    """A clip [K, B, ...] and integer labels [K, B] as ShapeDtypeStructs."""
+    sharding = mesh_lib.sharding(self.mesh, self.batch_spec)
+    frame = self.layout.frame
+    batch = frame.shape[0] * self.num_shards
+    clip = jax.ShapeDtypeStruct((num_frames, batch, *frame.shape[1:]),
+                                frame.dtype, sharding=sharding)
+    if targets is None:
+      targets = jax.ShapeDtypeStruct((num_frames, batch), jnp.int32,
+                                     sharding=sharding)
+    return clip, targets
+
+  def memory_analysis(self, state: TrainState, clip: Any, targets: Any,
+                      rng: jax.Array | None = None) -> dict[str, int]:
+    """Bytes per device of the compiled `train_step` (compiles, runs nothing).
+
+    `clip` and `targets` may be ShapeDtypeStructs (`abstract_batch`), so a
+    long clip's program can be sized without allocating it.
+
+    Returns:
+      XLA's estimates for one device: 'argument_bytes' (state and batch
+      shard), 'output_bytes', 'alias_bytes' (outputs reusing donated
+      arguments), 'temp_bytes' (everything the program allocates itself,
+      e.g. stored activations) and 'total_bytes' = temp + argument.
+    """
+    self._check_inputs(clip, targets)
+    extra = () if rng is None else (rng,)
+    stats = self._jit[True, rng is not None].lower(
+        state, clip, targets, *extra).compile().memory_analysis()
+    out = {name: int(getattr(stats, f'{name}_size_in_bytes'))
+           for name in ('argument', 'output', 'alias', 'temp')}
+    out = {f'{k}_bytes': v for k, v in out.items()}
+    out['total_bytes'] = out['temp_bytes'] + out['argument_bytes']
+    return out

@@ -9,6 +9,8 @@ means allclose), plus magnitudes that show the comparison is not vacuous.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,9 @@ NUM_CLASSES = 5
 SIZE = 32
 PER_SHARD = 4   # clips per data shard
 RTOL, ATOL = 1e-5, 1e-6
+# What every algorithm's train_step reports (ParallelTrainer.train_step).
+METRICS = ('loss', 'valid_steps', 'outputs', 'output_valid', 'output_frame',
+           'grad_norm', 'loss_is_finite')
 
 
 def build(model: str, num_stages: int, dropout: float = 0.0,
@@ -97,19 +102,36 @@ def _reference_grads(algorithm: str, stages, shards: int,
                      alignment: str = 'current'):
   """Single-device gradients, averaged over `shards` batch shards.
 
-  One jitted program per shard shape, called once per shard (a program that
-  unrolled every shard would take `shards` times longer to compile).
+  Returns `grads(variables, clip, targets, rng) -> (grads, state, loss,
+  metrics)`, metrics as the trainer's for the whole batch: outputs
+  concatenated over shards, the norm of the averaged gradients, finiteness
+  of all. One jitted program per shard shape, called once per shard (a
+  program that unrolled every shard would take `shards` times longer to
+  compile).
   """
-  fn = sj.sideways_grads if algorithm == 'sideways' else sj.bp_grads
+  if algorithm == 'sideways':
+    fn = functools.partial(sj.sideways_grads, target_alignment=alignment)
+  else:
+    fn = sj.bp_grads
   one = jax.jit(lambda variables, clip, targets, rng: fn(
-      stages, variables, clip, targets, xent, rng=rng,
-      target_alignment=alignment))
+      stages, variables, clip, targets, xent, rng=rng))
 
   @jax.jit
   def mean(results):
-    return (_mean([r.grads for r in results]),
-            _mean([r.state for r in results]),
-            jnp.mean(jnp.stack([r.loss for r in results])))
+    grads = _mean([r.grads for r in results])
+    loss = jnp.mean(jnp.stack([r.loss for r in results]))
+    first = results[0].metrics
+    metrics = {
+        'loss': loss, 'valid_steps': first['valid_steps'],
+        'outputs': jnp.concatenate([r.metrics['outputs'] for r in results],
+                                   axis=1),
+        'output_valid': first['output_valid'],
+        'output_frame': first['output_frame'],
+        'grad_norm': optax.tree.norm(grads),
+        'loss_is_finite': jnp.all(jnp.stack(
+            [r.metrics['loss_is_finite'] for r in results])),
+    }
+    return grads, _mean([r.state for r in results]), loss, metrics
 
   def grads(variables, clip, targets, rng):
     size = clip.shape[1] // shards
@@ -121,6 +143,23 @@ def _reference_grads(algorithm: str, stages, shards: int,
       results.append(one(variables, clip[:, part], targets[:, part], key))
     return mean(results)
   return grads
+
+
+def _compare_metrics(got: dict, want: dict, out: dict) -> None:
+  """Records how far the trainer's metrics are from the engine's in `out`."""
+  got = jax.tree.map(np.asarray, got)
+  assert sorted(got) == sorted(METRICS), sorted(got)
+  exact = all(np.array_equal(got[k], np.asarray(want[k]))
+              for k in ('valid_steps', 'output_valid', 'output_frame',
+                        'loss_is_finite'))
+  out['metrics_exact'] = out.get('metrics_exact', True) and bool(exact)
+  out['grad_norm'] = max(out.get('grad_norm', 0.0),
+                         close_ratio(got['grad_norm'], want['grad_norm']))
+  # Logits (O(1), many near 0) of the updated nets: fp32 rounding of the
+  # parameters reaches them as ~1e-6 absolute, so atol is 10x the default.
+  out['outputs'] = max(out.get('outputs', 0.0),
+                       close_ratio(got['outputs'], want['outputs'],
+                                   atol=10 * ATOL))
 
 
 def _optimizer():
@@ -144,9 +183,10 @@ def train_equivalence(algorithm: str, model: str, num_data: int,
            range(steps)]
   rngs = [jax.random.PRNGKey(7 + s) if dropout else None
           for s in range(steps)]
+  options = {'target_alignment': alignment} if algorithm == 'sideways' else {}
   trainer = parallel.ParallelTrainer(algorithm, stages, variables, mesh, xent,
                                      _optimizer(), clips[0][0],
-                                     target_alignment=alignment)
+                                     options=options)
   state = trainer.init(variables)
   out = {'loss': 0.0}
   if trainer.staged:
@@ -172,7 +212,9 @@ def train_equivalence(algorithm: str, model: str, num_data: int,
     if step == 0 and check_grads:
       got = trainer.grads(state, *placed, rng=rng)
     state, metrics = trainer.train_step(state, *placed, rng=rng)
-    grads, new_state, loss = reference(ref_vars, clip, targets, rng)
+    grads, new_state, loss, ref_metrics = reference(ref_vars, clip, targets,
+                                                    rng)
+    _compare_metrics(metrics, ref_metrics, out)
     if step == 0:
       out['valid_steps'] = np.asarray(metrics['valid_steps']).tolist()
     if step == 0 and check_grads:
@@ -268,6 +310,14 @@ def setup_error(kind: str) -> str:
       mesh = parallel.make_mesh(1, 2)
       parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
                                _optimizer(), clip[:2])
+    elif kind in ('option_elsewhere', 'option_value', 'unknown_algorithm'):
+      mesh = parallel.make_mesh(1, 2)
+      algorithm, options = {
+          'option_elsewhere': ('sideways', {'bp_mode': 'batched'}),
+          'option_value': ('sideways', {'target_alignment': 'future'}),
+          'unknown_algorithm': ('bp', {})}[kind]
+      parallel.ParallelTrainer(algorithm, stages, variables, mesh, xent,
+                               _optimizer(), clip, options=options)
     elif kind == 'wrong_batch_at_call':
       mesh = parallel.make_mesh(2, 2)
       trainer = parallel.ParallelTrainer('bp_model', stages, variables, mesh,
@@ -282,18 +332,18 @@ def setup_error(kind: str) -> str:
   return ''
 
 
-def speed_smoke(config_file: str) -> dict:
-  """Runs the speed benchmark's library entry on a tiny config."""
+def speed_smoke(config_file: str, workdir: str) -> dict:
+  """Runs the speed runner on a tiny config (all five algorithms)."""
   import importlib  # pylint: disable=g-import-not-at-top
-  from sideways_jax.parallel import speed  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from sideways_jax.experiments import speed
   module = importlib.import_module(f'configs.{config_file}')
   config = module.get_config('smoke')
   with config.unlocked():
     # This process already has its 8 devices; fast-compiling convolutions.
     config.distributed.num_cpu_devices = 0
-    config.model_kwargs.impl = 'xla'
-    config.algorithms = ('bp_model', 'sideways')
-  return speed.main(config.to_dict())
+    config.model.kwargs.impl = 'xla'
+  return speed.run(config, workdir)
 
 
 CASES = {'train_equivalence': train_equivalence, 'setup_error': setup_error,

@@ -1,11 +1,11 @@
 """Depth-parallel training gives the single-device engine's numbers.
 
 Each case runs on 2, 4, 6 or 8 fake CPU devices (in the worker process, see
-conftest.py): gradients of the first clip, and parameters and batchnorm
-statistics after a few SGD-momentum updates, must match
-`sideways_grads` / `bp_grads` + the same optax update within fp32 rounding.
-Ratios are worst-case |a - b| / (atol + rtol |b|) with rtol 1e-5, atol 1e-6,
-so <= 1 means allclose.
+conftest.py): gradients of the first clip, the train-step metrics of every
+clip, and parameters and batchnorm statistics after a few SGD-momentum
+updates, must match `sideways_grads` / `bp_grads` + the same optax update
+within fp32 rounding. Ratios are worst-case |a - b| / (atol + rtol |b|) with
+rtol 1e-5, atol 1e-6, so <= 1 means allclose.
 """
 
 import pytest
@@ -14,13 +14,16 @@ import pytest
 CASES = [
     # 2 devices, the im2col convolutions the benchmarks use.
     ('sideways', 'simple_cnn', 1, 2, 0.0, True, 'im2col'),
-    ('sideways', 'simple_cnn', 1, 6, 0.0, True, 'xla'),    # 6: layer/stage
     ('sideways', 'simple_cnn', 2, 2, 0.0, True, 'xla'),    # 4: data axis
     ('sideways', 'vgg8', 1, 8, 0.5, True, 'xla'),          # 8: BN, dropout
     ('sideways', 'vgg8', 2, 4, 0.5, True, 'xla'),          # 8: data axis
-    ('bp_model', 'simple_cnn', 1, 6, 0.0, False, 'xla'),   # 6
+    ('bp_model', 'simple_cnn', 1, 6, 0.0, False, 'xla'),   # 6: layer/stage
     ('bp_model', 'vgg8', 2, 4, 0.5, True, 'xla'),          # 8: data axis
     ('bp_data', 'vgg8', 2, 2, 0.5, True, 'xla'),           # 4 batch shards
+    ('bp_gpipe', 'simple_cnn', 1, 6, 0.0, False, 'xla'),   # 6
+    ('bp_gpipe', 'vgg8', 2, 2, 0.5, False, 'xla'),         # 4: data axis
+    ('bp_1f1b', 'simple_cnn', 2, 2, 0.0, True, 'xla'),     # 4: data axis
+    ('bp_1f1b', 'vgg8', 1, 8, 0.5, True, 'xla'),           # 8: BN, dropout
 ]
 
 
@@ -43,6 +46,10 @@ def test_parallel_training_matches_single_device(case_worker, case):
                         check_grads=check_grads, impl=impl,
                         versus_bp=versus_bp, alignment=alignment)
   assert out['valid_steps'] == out['expected_valid_steps']
+  # Every train_step metric equals the engine's for the whole batch.
+  assert out['metrics_exact'], out
+  assert out['outputs'] <= 1.0, out
+  assert out['grad_norm'] <= 1.0, out
   if check_grads:
     assert out['grad_scale'] > 1e-2, out     # gradients are not all ~zero
     assert out['grads'] <= 1.0, out

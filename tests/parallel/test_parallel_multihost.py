@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from parallel_multihost_worker import ALGORITHMS
 from parallel_subprocess import free_port
 from parallel_subprocess import HERE
 from parallel_subprocess import REPO
@@ -75,7 +76,7 @@ def test_two_processes_match_one_process(tmp_path):
   a = np.load(tmp_path / 'multi.npz')
   b = np.load(tmp_path / 'single.npz')
   assert sorted(a.files) == sorted(b.files)
-  for algorithm in parallel.ALGORITHMS:
+  for algorithm in ALGORITHMS:
     assert f'{algorithm}/loss1' in a.files
   for key in a.files:
     np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6,
