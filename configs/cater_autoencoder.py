@@ -31,10 +31,32 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # step t ('origin': with the frame the output came from, t-D+1).
   c.target_alignment = 'current'
 
+  # Corrections for the staleness of Sideways' per-step pseudo-gradients
+  # (sideways_jax/streaming/staleness.py). The switches apply to the
+  # 'sideways' row and are off (the paper's plain Sideways); with compare,
+  # every option in `compare` is also run alone as a row 'sideways_<fix>',
+  # 'origin_target' being Sideways with target_alignment='origin'.
+  c.staleness = ml_collections.ConfigDict()
+  c.staleness.delay_lr = False  # PipeMare: stage rate x delay^-p.
+  c.staleness.spike_compensation = False  # Kosson et al., for Adam.
+  c.staleness.compare = ('delay_lr', 'spike_compensation', 'origin_target')
+  c.staleness.delay_lr_settings = ml_collections.ConfigDict()
+  c.staleness.delay_lr_settings.power = 1.0  # p at the start.
+  c.staleness.delay_lr_settings.anneal_steps = 1000  # p -> 0 (0: never).
+
+  # Cosine between each stage's pseudo-gradient and the exact gradient,
+  # measured after training on the first `frames` frames of `streams`
+  # held-out videos of the first eval batch (0 streams: off).
+  c.diagnostic = ml_collections.ConfigDict()
+  c.diagnostic.streams = 2
+  c.diagnostic.frames = 32
+
   c.model = ml_collections.ConfigDict()
+  c.model.name = 'conv_autoencoder'
   c.model.num_stages = 6  # Paper §4.2: 5 encoder stages + the decoder.
-  c.model.channels = (32, 64, 64, 128, 256)  # Paper: Simple-CNN's encoder.
-  c.model.output_activation = 'sigmoid'  # Frames are scored in [0, 1].
+  c.model.kwargs = ml_collections.ConfigDict()  # Builder arguments.
+  c.model.kwargs.channels = (32, 64, 64, 128, 256)  # Simple-CNN's encoder.
+  c.model.kwargs.output_activation = 'sigmoid'  # Frames scored in [0, 1].
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'cater'
@@ -43,7 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.eval_split = 'val'
   # Ours: 100 frames at native rate; the stride sweep reads up to 298 of
   # CATER's 300 frames, so no video is padded.
-  c.data.num_frames = 100
+  c.data.clip_length = 100
   c.data.stride = 1
   c.data.resolution = 64  # Ours: CATER's scenes stay legible at 64x64.
   c.data.kwargs = ml_collections.ConfigDict()  # Both splits' make_source.
@@ -56,16 +78,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.batch_size = 8  # Streams played side by side (paper: batches of 8).
   c.eval_batch_size = 8
-  c.train_batches = 1000  # Ours: ~2 passes over CATER's training videos.
-  c.eval_batches = 0  # 0: every held-out video.
+  # Computation steps (one frame each), a multiple of data.clip_length.
+  c.num_train_steps = 100_000  # Ours: ~2 passes over CATER's training videos.
+  c.max_eval_batches = 0  # 0: every held-out video.
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = 'adam'  # Paper silent; Adam as in its other tasks.
-  # One rate per algorithm (ours, untuned on CATER): BP updates once per
-  # 2D-1 steps with exact gradients, Sideways every step with delayed ones.
+  # One rate per row (ours, untuned on CATER): BP updates once per 2D-1
+  # steps with exact gradients, Sideways every step with delayed ones.
   # Choose them on data.eval_split='val', never on a test split.
   c.optimizer.learning_rate = ml_collections.ConfigDict(
-      {'bp': 1e-4, 'sideways': 1e-4})
+      {'bp': 1e-4, 'sideways': 1e-4, 'sideways_delay_lr': 1e-4,
+       'sideways_spike_compensation': 1e-4, 'sideways_origin_target': 1e-4})
   c.optimizer.kwargs = ml_collections.ConfigDict()  # More optax arguments.
 
   c.log_every = 50  # Video batches between progress lines.
@@ -83,14 +107,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def shrink_for_smoke(c: ml_collections.ConfigDict) -> None:
   """A run of a few tiny videos that exercises every part of the runner."""
-  c.model.channels = (4, 4, 4, 4, 4)
-  c.data.num_frames = 2 * c.model.num_stages + 1  # Just past 2D-1.
+  c.model.kwargs.channels = (4, 4, 4, 4, 4)
+  c.data.clip_length = 2 * c.model.num_stages + 1  # Just past 2D-1.
   c.data.resolution = 16
   c.data.num_threads = 1
   c.data.prefetch = 1
   c.batch_size = 2
   c.eval_batch_size = 2
-  c.train_batches = 2
-  c.eval_batches = 1
+  c.num_train_steps = 2 * c.data.clip_length  # Two video batches.
+  c.max_eval_batches = 1
+  c.staleness.delay_lr_settings.anneal_steps = 10
+  c.diagnostic.frames = c.data.clip_length
   c.log_every = 1
   c.sweep.choices = c.sweep.choices[:2]

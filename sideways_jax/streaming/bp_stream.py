@@ -1,7 +1,7 @@
 """BP on a stream: blocked while a frame climbs (and descends) the chain.
 
 Time is counted in computation steps, one stage's work per step, and a new
-frame arrives at every step (DESIGN.md §1 "Streaming", paper Fig. 3). BP
+frame arrives at every step (the real-time setting of paper Fig. 3). BP
 runs one frame at a time through all D stages:
 
 * training: the forward takes D steps and the backward D-1 more, so after
@@ -24,8 +24,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-import optax
-
 from sideways_jax import bp
 from sideways_jax import chain as chain_lib
 from sideways_jax import pipeline
@@ -89,7 +87,8 @@ def _blocked_scan(process: Process, model: Any, video: jax.Array, *,
         shown=jnp.where(arrives, pending, block.shown),
         shown_origin=jnp.where(arrives, pending_origin, block.shown_origin))
     step_record = trace_lib.record(
-        block.shown, frame, emitted=block.shown_origin >= 0,
+        block.shown, frame, trace_lib.frame_at(video, block.shown_origin),
+        emitted=block.shown_origin >= 0,
         origin=block.shown_origin, taken=free, loss=loss,
         trained=jnp.logical_and(free, train), keep_output=keep_outputs)
     return (model, block), step_record
@@ -105,7 +104,7 @@ def _blocked_scan(process: Process, model: Any, video: jax.Array, *,
 
 
 def bp_train_video(stages: chain_lib.Stages,
-                   optimizer: optax.GradientTransformation,
+                   optimizer: learner_lib.Optimizers,
                    learner: learner_lib.LearnerState,
                    video: jax.Array,
                    *,
@@ -117,7 +116,7 @@ def bp_train_video(stages: chain_lib.Stages,
 
   Args:
     stages: the D stages of the auto-encoder.
-    optimizer: optax transformation (the learner's optimizer states).
+    optimizer: the optax transformation(s) the learner was built with.
     learner: weights and optimizer states before the video.
     video: float frames [T, B, ...], B streams side by side.
     loss_fn: `loss_fn(output, target) -> scalar`; the target of a taken
@@ -163,13 +162,9 @@ def bp_infer_video(stages: chain_lib.Stages,
   chain_lib.validate_chain(stages, variables)
   trace_lib.check_video(video)
   num_stages = len(stages)
-  split = [chain_lib.split_variables(v) for v in variables]
 
   def process(model, frame):
-    x = frame
-    for stage, (params, state) in zip(stages, split):
-      x, _ = chain_lib.apply_stage(stage, params, state, x, train=False,
-                                   rng=None)
+    x, _ = chain_lib.apply_chain(stages, variables, frame, train=False)
     return model, x, jnp.zeros((), jnp.float32)
 
   _, records = _blocked_scan(process, (), video,

@@ -12,13 +12,31 @@ updates every stage, is unaffected by the split.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from sideways_jax import chain as chain_lib
+
+# One optimizer for every stage, or one per stage (bottom first), e.g. a
+# learning rate scaled by each stage's gradient delay (see `staleness`).
+Optimizers = Union[optax.GradientTransformation,
+                   Sequence[optax.GradientTransformation]]
+
+
+def stage_optimizers(optimizer: Optimizers, num_stages: int
+                     ) -> tuple[optax.GradientTransformation, ...]:
+  """One optimizer per stage: `optimizer` repeated, or checked for length."""
+  if isinstance(optimizer, optax.GradientTransformation):
+    return (optimizer,) * num_stages
+  optimizers = tuple(optimizer)
+  if len(optimizers) != num_stages:
+    raise ValueError(f'got {len(optimizers)} optimizers for {num_stages} '
+                     'stages: pass one, or one per stage')
+  return optimizers
 
 
 class LearnerState(NamedTuple):
@@ -43,14 +61,15 @@ class LearnerState(NamedTuple):
 
 
 def init_learner(variables: chain_lib.ChainVariables,
-                 optimizer: optax.GradientTransformation) -> LearnerState:
+                 optimizer: Optimizers) -> LearnerState:
   """A learner starting from `variables` (one dict per stage)."""
   split = [chain_lib.split_variables(v) for v in variables]
   params = tuple(p for p, _ in split)
+  optimizers = stage_optimizers(optimizer, len(params))
   return LearnerState(
       params=params,
       model_state=tuple(dict(s) for _, s in split),
-      opt_states=tuple(optimizer.init(p) for p in params),
+      opt_states=tuple(o.init(p) for o, p in zip(optimizers, params)),
       num_updates=jnp.zeros((len(params),), jnp.int32))
 
 
@@ -59,7 +78,7 @@ def _tree_where(condition: jax.Array, new: Any, old: Any) -> Any:
 
 
 def apply_stage_updates(learner: LearnerState,
-                        optimizer: optax.GradientTransformation,
+                        optimizer: Optimizers,
                         grads: tuple[Any, ...],
                         active: jax.Array,
                         model_state: tuple[dict, ...] | None = None,
@@ -68,7 +87,7 @@ def apply_stage_updates(learner: LearnerState,
 
   Args:
     learner: the current learner.
-    optimizer: the optax transformation the learner was built with.
+    optimizer: the optimizer(s) the learner was built with.
     grads: D × gradient pytree shaped like the params.
     active: bool [D]: which stages take the step; the others keep their
       params and optimizer state exactly.
@@ -78,9 +97,10 @@ def apply_stage_updates(learner: LearnerState,
     The updated learner.
   """
   params, opt_states = [], []
-  for i, (p, g, s) in enumerate(zip(learner.params, grads,
-                                    learner.opt_states)):
-    updates, new_s = optimizer.update(g, s, p)
+  optimizers = stage_optimizers(optimizer, len(learner.params))
+  for i, (opt, p, g, s) in enumerate(zip(optimizers, learner.params, grads,
+                                         learner.opt_states)):
+    updates, new_s = opt.update(g, s, p)
     new_p = optax.apply_updates(p, updates)
     params.append(_tree_where(active[i], new_p, p))
     opt_states.append(_tree_where(active[i], new_s, s))

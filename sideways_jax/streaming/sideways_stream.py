@@ -14,11 +14,11 @@ output shown at step t is the top of the chain applied to frame t-D+1
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax import lax
-import optax
-
 from sideways_jax import chain as chain_lib
 from sideways_jax import pipeline
 from sideways_jax import sideways
@@ -26,8 +26,40 @@ from sideways_jax.streaming import learner as learner_lib
 from sideways_jax.streaming import trace as trace_lib
 
 
+class TrainStep(NamedTuple):
+  """What one streaming Sideways training step did."""
+  top: pipeline.StepOutput          # what the top of the pipeline emitted
+  episode: pipeline.EpisodeResult   # the pseudo-gradients of this step
+  active: jax.Array                 # bool [D]: stages that took an update
+
+
+def train_step(stages: chain_lib.Stages,
+               optimizer: learner_lib.Optimizers,
+               learner: learner_lib.LearnerState,
+               state: pipeline.PipelineState,
+               frame: jax.Array,
+               target: jax.Array,
+               loss_fn: pipeline.LossFn = learner_lib.mse_loss,
+               ) -> tuple[learner_lib.LearnerState, pipeline.PipelineState,
+                          TrainStep]:
+  """One step: every stage forward + backward, then a one-step update.
+
+  A stage takes the update only when its gradient is real (its input and
+  its cotangent both come from frames of this video).
+  """
+  variables = learner.variables
+  state, top = pipeline.sideways_step(stages, variables, state, frame,
+                                      target, loss_fn, train=True)
+  episode, state = pipeline.take_gradients(state, variables)
+  active = episode.valid_steps > 0
+  learner = learner_lib.apply_stage_updates(learner, optimizer,
+                                            episode.grads, active,
+                                            episode.state)
+  return learner, state, TrainStep(top=top, episode=episode, active=active)
+
+
 def sideways_train_video(stages: chain_lib.Stages,
-                         optimizer: optax.GradientTransformation,
+                         optimizer: learner_lib.Optimizers,
                          learner: learner_lib.LearnerState,
                          video: jax.Array,
                          *,
@@ -42,7 +74,8 @@ def sideways_train_video(stages: chain_lib.Stages,
 
   Args:
     stages: the D stages of the auto-encoder.
-    optimizer: optax transformation (the learner's optimizer states).
+    optimizer: the optax transformation(s) the learner was built with (one
+      per stage to treat stages differently, see `staleness`).
     learner: weights and optimizer states before the video.
     video: float frames [T, B, ...], B streams side by side.
     loss_fn: `loss_fn(top_output, target) -> scalar`.
@@ -65,17 +98,13 @@ def sideways_train_video(stages: chain_lib.Stages,
   def body(carry, inputs):
     learner, state = carry
     frame, target = inputs
-    variables = learner.variables
-    state, top = pipeline.sideways_step(stages, variables, state, frame,
-                                        target, loss_fn, train=True)
-    episode, state = pipeline.take_gradients(state, variables)
-    active = episode.valid_steps > 0
-    learner = learner_lib.apply_stage_updates(learner, optimizer,
-                                              episode.grads, active,
-                                              episode.state)
+    learner, state, step = train_step(stages, optimizer, learner, state,
+                                       frame, target, loss_fn)
+    top = step.top
     step_record = trace_lib.record(
-        top.output, frame, emitted=top.output_valid, origin=top.origin,
-        taken=jnp.array(True), loss=episode.loss, trained=active[-1],
+        top.output, frame, trace_lib.frame_at(video, top.origin),
+        emitted=top.output_valid, origin=top.origin, taken=jnp.array(True),
+        loss=step.episode.loss, trained=step.active[-1],
         keep_output=keep_outputs)
     return (learner, state), step_record
 
@@ -107,8 +136,8 @@ def sideways_infer_video(stages: chain_lib.Stages,
   trace_lib.check_video(video)
   num_stages = len(stages)
   split = [chain_lib.split_variables(v) for v in variables]
-  # The engine's empty pipeline gives zero activations of the right shapes.
-  between = pipeline.init_pipeline(stages, variables, video[0]).activations
+  between = tuple(jnp.zeros(a.shape, a.dtype) for a in
+                  chain_lib.output_shapes(stages, variables, video[0])[:-1])
 
   def body(carry, frame):
     between, t = carry
@@ -120,7 +149,8 @@ def sideways_infer_video(stages: chain_lib.Stages,
       outputs.append(y)
     origin = t - (num_stages - 1)
     step_record = trace_lib.record(
-        outputs[-1], frame, emitted=origin >= 0, origin=origin,
+        outputs[-1], frame, trace_lib.frame_at(video, origin),
+        emitted=origin >= 0, origin=origin,
         taken=jnp.array(True), loss=jnp.zeros(()), trained=jnp.array(False),
         keep_output=keep_outputs)
     return (tuple(outputs[:-1]), t + 1), step_record

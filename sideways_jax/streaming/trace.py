@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from sideways_jax.streaming import metric
 
@@ -16,6 +17,9 @@ class StreamTrace(NamedTuple):
   Attributes:
     errors: f32 [T, B]: MSE between the output shown at step t and the
       frame x^t that arrived at step t (0 where nothing is shown).
+    source_errors: f32 [T, B]: MSE between the output shown at step t and
+      the frame it was computed from, x^{origin[t]} (0 where nothing is
+      shown): the reconstruction error without the lag.
     emitted: bool [T]: an output is shown at step t.
     origin: int32 [T]: index of the frame the shown output was computed
       from (-1: nothing shown yet).
@@ -27,6 +31,7 @@ class StreamTrace(NamedTuple):
     outputs: [T, B, ...] the shown outputs, or None when not kept.
   """
   errors: jax.Array
+  source_errors: jax.Array
   emitted: jax.Array
   origin: jax.Array
   taken: jax.Array
@@ -35,17 +40,20 @@ class StreamTrace(NamedTuple):
   outputs: jax.Array | None
 
 
-def record(shown: jax.Array, frame: jax.Array, *, emitted: jax.Array,
-           origin: jax.Array, taken: jax.Array, loss: jax.Array,
-           trained: jax.Array, keep_output: bool) -> StreamTrace:
+def record(shown: jax.Array, frame: jax.Array, source: jax.Array, *,
+           emitted: jax.Array, origin: jax.Array, taken: jax.Array,
+           loss: jax.Array, trained: jax.Array,
+           keep_output: bool) -> StreamTrace:
   """One step's record (no T axis); a `lax.scan` stacks them over steps.
 
   `shown` [B, ...] is what the system shows at this step, `frame` [B, ...]
-  the frame that arrived.
+  the frame that arrived, `source` [B, ...] the frame `shown` came from.
   """
   errors = jnp.where(emitted, metric.video_errors(shown, frame), 0.0)
+  source_errors = jnp.where(emitted, metric.video_errors(shown, source), 0.0)
   return StreamTrace(
-      errors=errors, emitted=jnp.asarray(emitted, bool),
+      errors=errors, source_errors=source_errors,
+      emitted=jnp.asarray(emitted, bool),
       origin=jnp.where(emitted, origin, -1).astype(jnp.int32),
       taken=jnp.asarray(taken, bool),
       loss=jnp.where(trained, loss, 0.0).astype(jnp.float32),
@@ -63,3 +71,9 @@ def check_video(video: jax.Array) -> tuple[int, int]:
     raise TypeError(f'video must be float (see normalize_video), got '
                     f'{jnp.result_type(video)}')
   return shape[0], shape[1]
+
+
+def frame_at(video: jax.Array, index: jax.Array) -> jax.Array:
+  """Frame `index` of a time-major video (clamped to 0 for index < 0)."""
+  return lax.dynamic_index_in_dim(video, jnp.maximum(index, 0), axis=0,
+                                  keepdims=False)

@@ -42,8 +42,4 @@ def optimizer():
 
 def apply_chain(stages, variables, x):
   """The chain's forward pass on one frame [B, ...] (eval mode)."""
-  for stage, v in zip(stages, variables):
-    params, state = chain_lib.split_variables(v)
-    x, _ = chain_lib.apply_stage(stage, params, state, x, train=False,
-                                 rng=None)
-  return x
+  return chain_lib.apply_chain(stages, variables, x)[0]

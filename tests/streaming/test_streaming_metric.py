@@ -51,3 +51,51 @@ def test_missing_output_at_a_scored_step_is_an_error():
                          video_valid=[False])
   with pytest.raises(ValueError, match='num_stages'):
     streaming.first_scored_step(0)
+
+
+def _by_hand_stream():
+  """A 1-pixel stream of 7 frames, D = 2 (latency 1), one video.
+
+  BP-like inference: frames 0, 2, 4 taken, each shown one step later and
+  held; the model adds 0.05 to every frame it reconstructs.
+  """
+  frames = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+  origin = np.array([-1, 0, 0, 2, 2, 4, 4])
+  recon = frames + 0.05
+  shown = np.where(origin >= 0, recon[np.maximum(origin, 0)], 0.0)
+  errors = ((shown - frames) ** 2)[:, None]
+  source_errors = np.where(origin >= 0, 0.05 ** 2, 0.0)[:, None]
+  return errors, source_errors, origin
+
+
+def test_both_scores_by_hand():
+  errors, source_errors, origin = _by_hand_stream()
+  emitted = origin >= 0
+  # (a) steps 1..6 show 0.05, 0.25, 0.25, 0.45... away from frame t:
+  # shown 0.05,0.05,0.25,0.25,0.45,0.45 vs 0.1..0.6 -> 0.05,0.15,0.05,0.15,
+  # 0.05,0.15 -> mean of squares (3 * 0.0025 + 3 * 0.0225) / 6 = 0.0125.
+  assert streaming.stream_mse(errors, emitted, first_step=1) == (
+      pytest.approx(0.0125))
+  # (b) frames 1..5 (latency 1, T = 7): frames 2 and 4 were processed
+  # (error 0.05^2 each); frames 1, 3, 5 never were and are charged what was
+  # shown at their step: 0.05^2, 0.05^2, 0.05^2 (the held output of frames
+  # 0, 2, 4 against frames 1, 3, 5). Mean: 0.0025.
+  assert streaming.frame_mse(errors, source_errors, origin, emitted,
+                             latency=1) == pytest.approx(0.0025)
+
+
+def test_frame_score_uses_the_first_showing_and_skips_padding():
+  # Sideways-like, latency 2, T = 6: frame s is shown at step s + 2 only.
+  origin = np.array([-1, -1, 0, 1, 2, 3])
+  errors = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 9.0], [2.0, 9.0],
+                     [3.0, 9.0], [4.0, 9.0]])
+  source_errors = np.array([[0.0, 0.0], [0.0, 0.0], [0.1, 9.0], [0.2, 9.0],
+                            [0.3, 9.0], [0.4, 9.0]])
+  # Frames 2..3 are scored; their reconstructions appear at steps 4, 5.
+  total, count = streaming.frame_error_sum(
+      errors, source_errors, origin, origin >= 0, latency=2,
+      video_valid=np.array([True, False]))
+  assert (total, count) == (pytest.approx(0.7), 2)
+  with pytest.raises(ValueError, match='too short'):
+    streaming.frame_mse(errors[:3], source_errors[:3], origin[:3],
+                        origin[:3] >= 0, latency=2)

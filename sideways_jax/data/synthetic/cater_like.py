@@ -1,4 +1,4 @@
-"""CATER-like stream: smoothly moving shaded objects for auto-encoding.
+"""CATER-like stream: moving shaded objects for auto-encoding.
 
 A stand-in for CATER (Girdhar & Ramanan, 2020) in the paper's streaming
 auto-encoding experiment (§4.4), where what matters is how much frame t and
@@ -16,6 +16,13 @@ only traversed faster or slower, so speed alone sets the frame-to-frame
 smoothness. At the default (0.02) consecutive frames differ by under a
 pixel of motion while frames 10 apart are displaced by about one object
 diameter.
+
+`motion='intermittent'` moves the objects as CATER's videos do: each one
+rests, then slides for a while, then rests again (rests of 16-80 frames,
+moves of 8-24, a random phase per object), so most of the scene is still
+and about one object in four moves at a time. A move eases in and out and
+covers, on average per moving frame, the same `speed`; the scene and the
+paths are the ones of `motion='continuous'` (same seed, same index).
 """
 
 from __future__ import annotations
@@ -38,20 +45,24 @@ _LIGHT = np.array([-0.45, -0.65, 0.62], np.float32)  # from upper left, front
 _HALF = (_LIGHT + np.array([0.0, 0.0, 1.0], np.float32))
 _HALF /= np.linalg.norm(_HALF)
 _DENSE = 512                   # samples per closed path before re-param.
+MOTIONS = ('continuous', 'intermittent')
+_REST = (16, 80)               # intermittent: frames an object rests
+_MOVE = (8, 24)                # ... and frames it then moves
 
 
-class CaterLikeStream:
-  """Unlabelled videos of smoothly moving objects (a ClipSource).
+class CaterLikeStream(_render.RenderedSource):
+  """Unlabelled videos of moving objects (a ClipSource).
 
   `get` returns the whole video (num_frames frames), label 0, mask all True.
   Example `index` is a deterministic function of (seed, index) only.
   """
+  _tag = _TAG
 
   num_classes: int = 0
 
   def __init__(self, num_videos: int, num_frames: int, resolution: int,
                seed: int, speed: float = 0.02, num_objects: int = 5, *,
-               chunk: int = 32):
+               motion: str = 'continuous', chunk: int = 32):
     """Builds the set description; nothing is rendered until `get`.
 
     Args:
@@ -61,6 +72,8 @@ class CaterLikeStream:
       seed: non-negative seed; fixes every scene and path.
       speed: mean travel per frame, as a fraction of the frame width.
       num_objects: objects per video.
+      motion: 'continuous' (every object always glides) or 'intermittent'
+        (objects rest and move in turns, see the module docstring).
       chunk: frames rendered at once (bounds memory for long videos).
     """
     _render.check_positive(num_videos=num_videos, num_frames=num_frames,
@@ -68,6 +81,9 @@ class CaterLikeStream:
                            chunk=chunk)
     if speed < 0:
       raise ValueError(f'speed must be >= 0, got {speed}')
+    if motion not in MOTIONS:
+      raise ValueError(f'motion must be one of {MOTIONS}, got {motion!r}')
+    self.motion = motion
     self.num_videos = int(num_videos)
     self.num_frames = int(num_frames)
     self.resolution = int(resolution)
@@ -77,20 +93,9 @@ class CaterLikeStream:
     self.chunk = int(chunk)
     _render.example_rng(self.seed)  # Validates the seed early.
 
-  def __len__(self) -> int:
-    return self.num_videos
-
-  def get(self, index: int,
-          rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-    """Returns {'video': uint8 [T,H,W,3], 'label': int32 [] (0), 'mask'}.
-
-    Args:
-      index: video index in [0, len(self)).
-      rng: unused (no augmentation); accepted for the ClipSource protocol.
-    """
-    del rng
-    index = _render.check_index(index, self.num_videos)
-    gen = _render.example_rng(self.seed, _TAG, index)
+  def _example(self, index: int,
+               gen: np.random.Generator) -> dict[str, np.ndarray]:
+    """Renders example `index` from its generator `gen` (see `get`)."""
     scene = self._scene(gen)
     video = np.empty((self.num_frames, self.resolution, self.resolution, 3),
                      np.uint8)
@@ -128,18 +133,39 @@ class CaterLikeStream:
     path = centre + amp * np.stack(unit, axis=1)  # [N, 2, DENSE+1]
     step = np.linalg.norm(np.diff(path, axis=2), axis=1)
     arc = np.concatenate([np.zeros((n, 1)), np.cumsum(step, axis=1)], axis=1)
-    return {
+    scene = {
         'floor_level': np.float32(floor_level), 'kinds': kinds,
         'colours': colours, 'sizes': sizes, 'shininess': shininess,
         'yaw0': yaw0, 'turn': turn, 'path': path, 'arc': arc,
         'start': gen.uniform(0.0, 1.0, size=n) * arc[:, -1],
         'pace': gen.uniform(0.6, 1.4, size=n),
     }
+    # Drawn last, so the continuous stream's scenes are unchanged by it.
+    if self.motion == 'intermittent':
+      scene['progress'] = np.stack(
+          [self._moving_frames(gen) for _ in range(n)])
+    return scene
+
+  def _moving_frames(self, gen: np.random.Generator) -> np.ndarray:
+    """[num_frames + 1]: an object's travel, in moving frames, by frame."""
+    velocity = np.zeros((self.num_frames,))
+    frame = int(gen.integers(0, _REST[1]))  # A random phase.
+    while frame < self.num_frames:
+      length = int(gen.integers(_MOVE[0], _MOVE[1] + 1))
+      ease = np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 2
+      stop = min(frame + length, self.num_frames)
+      velocity[frame:stop] = 2.0 * ease[:stop - frame]  # Mean 1 per move.
+      frame += length + int(gen.integers(_REST[0], _REST[1] + 1))
+    return np.concatenate([[0.0], np.cumsum(velocity)])
 
   def _positions(self, scene, frames: np.ndarray):
     """Centres [N, T] (x, y), scaled sizes and yaw angles at `frames`."""
     r = self.resolution
-    travel = self.speed * r * scene['pace'][:, None] * frames[None, :]
+    if 'progress' in scene:
+      moved = scene['progress'][:, frames]  # [N, T]
+    else:
+      moved = frames[None, :]
+    travel = self.speed * r * scene['pace'][:, None] * moved
     total = scene['arc'][:, -1:]
     s = (scene['start'][:, None] + travel) % np.maximum(total, 1e-6)
     xy = [np.stack([np.interp(s[i], scene['arc'][i], scene['path'][i, a])
