@@ -33,6 +33,7 @@ from sideways_jax.data.source import default_data_root
 from sideways_jax.data.synthetic import CaterLikeStream
 from sideways_jax.data.synthetic import MovingShapes
 from sideways_jax.data.synthetic import RandomVideos
+from sideways_jax.data.synthetic import TexturedObjects
 from sideways_jax.data.tfds_ucf101 import TfdsUcf101Source
 from sideways_jax.data.ucf101 import ucf101_entries
 from sideways_jax.data.ucf101 import ucf101_source
@@ -48,6 +49,7 @@ __all__ = [
     'MovingShapes',
     'RandomVideos',
     'SOURCE_NAMES',
+    'TexturedObjects',
     'TfdsUcf101Source',
     'VideoEntry',
     'VideoFileSource',

@@ -16,11 +16,13 @@ from sideways_jax.data.source import Example
 from sideways_jax.data.synthetic import CaterLikeStream
 from sideways_jax.data.synthetic import MovingShapes
 from sideways_jax.data.synthetic import RandomVideos
+from sideways_jax.data.synthetic import TexturedObjects
 from sideways_jax.data.tfds_ucf101 import TfdsUcf101Source
 from sideways_jax.data.ucf101 import ucf101_source
 
 FILE_SOURCES = ('ucf101', 'hmdb51', 'cater', 'folder', 'tfds_ucf101')
-SYNTHETIC_SOURCES = ('random', 'moving_shapes', 'cater_like')
+SYNTHETIC_SOURCES = ('random', 'moving_shapes', 'cater_like',
+                     'textured_objects')
 SOURCE_NAMES = FILE_SOURCES + SYNTHETIC_SOURCES
 
 
@@ -38,7 +40,7 @@ def make_source(name: str, *, split: str, root: str | None, clip_length: int,
       tfds_ucf101 the TFDS data_dir; ignored by synthetic sets.
     clip_length: K, frames per clip.
     stride: temporal stride s. Synthetic sets render (K-1)*s+1 consecutive
-      frames and keep every s-th.
+      frames and keep every s-th (textured_objects renders just those).
     resolution: frames are resolution x resolution.
     train: random window/crop/flip (file sources).
     fold: official split number 1-3 (ucf101, hmdb51, tfds_ucf101).
@@ -98,6 +100,10 @@ def _synthetic(name: str, *, split: str, clip_length: int, stride: int,
   elif name == 'moving_shapes':
     source = MovingShapes(kwargs.pop('num_videos'), window,
                                     resolution, seed, split, **kwargs)
+  elif name == 'textured_objects':
+    # Renders only the frames it shows: long strided windows cost nothing.
+    return TexturedObjects(kwargs.pop('num_videos'), clip_length, resolution,
+                           split_seed(seed, split), stride=stride, **kwargs)
   else:
     source = CaterLikeStream(kwargs.pop('num_videos'), window,
                                        resolution, split_seed(seed, split),

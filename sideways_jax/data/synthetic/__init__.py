@@ -6,12 +6,16 @@ Each set is a ClipSource: `len(source)`, `source.num_classes` and
 (and split) and the index, rendered on demand with vectorised numpy.
 
 - `RandomVideos`: uniform noise clips for speed runs.
-- `MovingShapes`: a shape x motion action set (the main job's default).
+- `TexturedObjects`: shape x surface-pattern classes, smooth in time (the
+  main job's data).
+- `MovingShapes`: a shape x motion action set (motion is the hard part).
 - `CaterLikeStream`: smoothly moving shaded objects for auto-encoding.
 """
 
 from sideways_jax.data.synthetic.cater_like import CaterLikeStream
 from sideways_jax.data.synthetic.moving_shapes import MovingShapes
 from sideways_jax.data.synthetic.random_videos import RandomVideos
+from sideways_jax.data.synthetic.textured_objects import TexturedObjects
 
-__all__ = ['CaterLikeStream', 'MovingShapes', 'RandomVideos']
+__all__ = ['CaterLikeStream', 'MovingShapes', 'RandomVideos',
+           'TexturedObjects']

@@ -10,6 +10,8 @@ edge, which keeps sub-pixel motion visible instead of snapping to the grid.
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Callable
 
 import numpy as np
@@ -202,3 +204,39 @@ def clip_example(video: np.ndarray, label: int) -> dict[str, np.ndarray]:
       'label': np.asarray(label, np.int32),
       'mask': np.ones(video.shape[0], bool),
   }
+
+
+class RenderedSource(abc.ABC):
+  """What every synthetic set shares: its length and per-example generators.
+
+  A subclass sets `num_videos`, `seed` and `_tag` (mixed into the seed so that
+  no two sets share streams; `_stream_keys` may add more, e.g. the split) and
+  renders one example in `_example(index, gen)`. Example `index` is a pure
+  function of (seed, keys, index), so a set needs no storage and no file.
+  """
+  num_videos: int
+  seed: int
+  _tag: int
+
+  def __len__(self) -> int:
+    return self.num_videos
+
+  def _stream_keys(self) -> tuple[int, ...]:
+    return (self._tag,)
+
+  def get(self, index: int,
+          rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    """Example `index` in [0, len(self)): 'video' uint8 [K, H, W, 3], ...
+
+    `rng` (the loader's per-example generator) is unused: synthetic sets
+    have no augmentation; it is accepted for the ClipSource protocol.
+    """
+    del rng
+    index = check_index(index, self.num_videos)
+    return self._example(index, example_rng(self.seed, *self._stream_keys(),
+                                            index))
+
+  @abc.abstractmethod
+  def _example(self, index: int,
+               gen: np.random.Generator) -> dict[str, np.ndarray]:
+    """Renders example `index` from its generator `gen`."""

@@ -70,7 +70,7 @@ _BOUNCE_AMPLITUDE = (0.10, 0.15)
 _BOUNCE_PERIOD = (6.0, 10.0)  # frames
 
 
-class MovingShapes:
+class MovingShapes(_render.RenderedSource):
   """Shape x motion action clips (a ClipSource); see the module docstring.
 
   Example `index` is a deterministic function of (seed, split, index); the
@@ -78,6 +78,10 @@ class MovingShapes:
   cycle through the classes (label = index % num_classes), so every prefix
   of the set is balanced.
   """
+  _tag = _TAG
+
+  def _stream_keys(self) -> tuple[int, ...]:
+    return (_TAG, self._split_code)  # Splits differ by stream, not seed.
 
   class_names: tuple[str, ...] = CLASS_NAMES
   num_classes: int = len(CLASS_NAMES)
@@ -117,20 +121,9 @@ class MovingShapes:
     self.clutter = float(clutter)
     _render.example_rng(self.seed)  # Validates the seed early.
 
-  def __len__(self) -> int:
-    return self.num_videos
-
-  def get(self, index: int,
-          rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-    """Returns {'video': uint8 [K,H,W,3], 'label': int32 [], 'mask': bool [K]}.
-
-    Args:
-      index: example index in [0, len(self)).
-      rng: unused (no augmentation); accepted for the ClipSource protocol.
-    """
-    del rng
-    index = _render.check_index(index, self.num_videos)
-    gen = _render.example_rng(self.seed, _TAG, self._split_code, index)
+  def _example(self, index: int,
+               gen: np.random.Generator) -> dict[str, np.ndarray]:
+    """Renders example `index` from its generator `gen` (see `get`)."""
     label = index % self.num_classes
     return _render.clip_example(self._render(gen, label), label)
 

@@ -14,11 +14,12 @@ from sideways_jax.data.synthetic import _render
 _TAG = 1  # Mixed into the seed so no two synthetic sets share streams.
 
 
-class RandomVideos:
+class RandomVideos(_render.RenderedSource):
   """Uniform uint8 noise clips with random labels (a ClipSource).
 
   Example `index` is a deterministic function of (seed, index) only.
   """
+  _tag = _TAG
 
   def __init__(self, num_videos: int, clip_length: int, resolution: int,
                num_classes: int, seed: int):
@@ -31,20 +32,9 @@ class RandomVideos:
     self.seed = int(seed)
     _render.example_rng(self.seed)  # Validates the seed early.
 
-  def __len__(self) -> int:
-    return self.num_videos
-
-  def get(self, index: int,
-          rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-    """Returns {'video': uint8 [K,H,W,3], 'label': int32 [], 'mask': bool [K]}.
-
-    Args:
-      index: example index in [0, len(self)).
-      rng: unused (no augmentation); accepted for the ClipSource protocol.
-    """
-    del rng
-    index = _render.check_index(index, self.num_videos)
-    gen = _render.example_rng(self.seed, _TAG, index)
+  def _example(self, index: int,
+               gen: np.random.Generator) -> dict[str, np.ndarray]:
+    """Renders example `index` from its generator `gen` (see `get`)."""
     label = int(gen.integers(self.num_classes))
     r = self.resolution
     video = gen.integers(0, 256, (self.clip_length, r, r, 3), dtype=np.uint8)
