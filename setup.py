@@ -26,7 +26,7 @@ setuptools.setup(
         'ml-collections>=1.0',
         'absl-py>=2.1',
         'numpy>=1.26',
-        # The experiment runner (sideways_jax.train): checkpoints, TensorBoard
+        # The experiment runner (sideways_jax.experiments.classification): checkpoints, TensorBoard
         # event files without TensorFlow, PNG plots.
         'orbax-checkpoint>=0.11',
         'tensorboardX>=2.6',

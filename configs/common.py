@@ -15,31 +15,71 @@ ARGS = ('smoke',)
 
 def parse_arg(arg: str | None, known: tuple[str, ...] = ARGS
               ) -> frozenset[str]:
-  """Words of the `:arg` suffix of --config (comma-separated), all `known`."""
-  words = frozenset(w for w in (arg or '').split(',') if w)
+  """Words of the `:arg` suffix of --config (comma-separated), all `known`.
+
+  Every config parses its suffix with this, so `:smoke` and the other words
+  mean the same everywhere.
+  """
+  words = frozenset(w.strip() for w in (arg or '').split(',') if w.strip())
   unknown = sorted(words - set(known))
   if unknown:
-    raise ValueError(f'unknown config argument(s) {unknown}; known: {known}, '
-                     'e.g. --config=configs/hmdb_simplecnn.py:smoke')
+    raise ValueError(f'unknown config argument(s) {unknown}; this config '
+                     f'knows {list(known)}, e.g. :{known[0]}')
   return words
+
+
+def mesh_and_distributed(c: ml_collections.ConfigDict,
+                         stages: int | config_dict.FieldReference = 0
+                         ) -> None:
+  """The device fields: a (data, stage) mesh and multi-host set-up.
+
+  Args:
+    c: the config to add `mesh` and `distributed` to.
+    stages: the mesh's 'stage' size (devices per pipeline, one stage each);
+      0 trains on one device.
+  """
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.stages = stages
+  c.mesh.data = 1  # Pipelines side by side, each on a slice of the batch.
+  # sideways_jax.parallel.DistributedConfig; one process by default.
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.coordinator_address = ''  # 'host:port' of process 0.
+  c.distributed.num_processes = 1
+  c.distributed.process_id = 0
+  c.distributed.auto_detect = False  # True on SLURM / TPU VM pods.
+  c.distributed.initialization_timeout_s = 300
+  c.distributed.heartbeat_timeout_s = 100
+  c.distributed.shutdown_timeout_s = 300
+  c.distributed.cpu_collectives = 'gloo'
+  c.distributed.num_cpu_devices = 0  # CPU devices per process; 0 = default.
 
 
 def base_config() -> ml_collections.ConfigDict:
   """Simple-CNN on HMDB51 as in the paper; the other configs start here."""
   c = ml_collections.ConfigDict()
-  c.runner = 'classification'  # See sideways_jax/runners.py.
+  c.runner = 'classification'  # See sideways_jax/experiments/cli.py.
   c.seed = 0
-  # The one word that switches algorithm: 'sideways' (the paper's) or 'bp'.
+  # The one word that switches algorithm: 'sideways' (the paper's) or 'bp';
+  # on a mesh also 'bp_model', 'bp_data', 'bp_gpipe' or 'bp_1f1b' (exact BP
+  # laid out on the devices in other ways; 'bp' is 'bp_model' there).
   c.algorithm = 'sideways'
   # True: train BP and Sideways from the same weights and batches, one after
   # the other, and print a comparison table. Off for the real-data configs,
   # where each run takes days and is best launched as its own job (the plots
   # compare whatever runs share a workdir).
   c.compare = False
-  c.target_alignment = 'current'  # Paper: the top's loss at step t uses y^t.
+  # Options of each gradient algorithm (sideways_jax.grad_fn(name, **opts)).
+  c.options = ml_collections.ConfigDict()
+  c.options.sideways = ml_collections.ConfigDict()
+  # Paper: the top's loss at step t uses y^t ('origin': y^{t-D+1}).
+  c.options.sideways.target_alignment = 'current'
+  c.options.bp = ml_collections.ConfigDict()
   # Both modes are exact; batched is faster on GPU, scanned on CPU (XLA:CPU
   # runs the im2col convs of a scan faster than one K*B batch).
-  c.bp_mode = 'batched'
+  c.options.bp.mode = 'batched'
+  # One device (stages=0), or one stage per device on a (data, stage) mesh:
+  # --config.mesh.stages=6 (= model.num_stages) trains depth-parallel.
+  mesh_and_distributed(c)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'simple_cnn'

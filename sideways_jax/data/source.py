@@ -41,7 +41,16 @@ class ClipSource(Protocol):
 
 
 class DatasetLayoutError(FileNotFoundError):
-  """A dataset root, split file or class is missing, malformed or empty."""
+  """A dataset root, split file or class is missing, malformed or empty.
+
+  Attributes:
+    summary: one line: the dataset, the problem and how to prepare it (what
+      a command line prints; the full message also shows the layout).
+  """
+
+  def __init__(self, message: str, summary: str | None = None):
+    super().__init__(message)
+    self.summary = summary or message.splitlines()[0]
 
 
 class VideoReadError(RuntimeError):
@@ -84,4 +93,8 @@ def layout_error(dataset: str, problem: str, layout: str,
       f'Expected layout:\n{layout}\n'
       f'Prepare it with: {prepare}\n'
       f'(see data/README.md; pass root=... or set ${DATA_ROOT_ENV} to read '
-      f'from elsewhere)')
+      f'from elsewhere)',
+      summary=f'{dataset}: {problem.rstrip(".")}. Prepare it with `{prepare}` (see '
+      'data/README.md), or point to a prepared copy with '
+      f'--config.data.root=PATH (or ${DATA_ROOT_ENV}); decoding videos needs '
+      "OpenCV: pip install -e '.[video]'")

@@ -8,7 +8,9 @@ import optax
 import pytest
 
 from conftest import load_config
-from sideways_jax import train
+from sideways_jax.experiments import classification as train
+from sideways_jax.experiments import common
+from sideways_jax.experiments.classification import builders
 
 
 def test_schedule_warms_up_then_decays_to_zero():
@@ -52,7 +54,7 @@ def test_optimizer_clips_gradients_when_asked(name):
 def test_cached_source_renders_each_clip_once():
   config = load_config('synthetic_simplecnn', 'smoke')
   source = train.build_source(config, train=True)
-  assert isinstance(source, train.CachedSource)
+  assert isinstance(source, builders.CachedSource)
   calls = []
   original = source.source.get
   source.source.get = lambda i, rng: calls.append(i) or original(i, rng)
@@ -65,5 +67,5 @@ def test_cached_source_renders_each_clip_once():
 def test_cache_is_refused_for_file_datasets():
   config = load_config('hmdb_simplecnn', 'smoke')
   config.data.cache = True
-  with pytest.raises(train.ConfigError, match='data.cache'):
+  with pytest.raises(common.ConfigError, match='data.cache'):
     train.build_source(config, train=True)

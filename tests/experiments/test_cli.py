@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pytest
+
 from conftest import REPO
 from conftest import smoke_config
-from sideways_jax import train
+from sideways_jax.experiments import classification as train
 
 MAIN = [sys.executable, str(REPO / 'experiments' / 'main.py')]
 SMOKE = '--config=configs/synthetic_simplecnn.py:smoke'
@@ -22,20 +25,46 @@ def run(args, timeout=300):
                         timeout=timeout)
 
 
-def test_unknown_config_key_is_named():
-  result = run([SMOKE, '--config.data.resolutoin=16', '--workdir=/nonexistent'])
-  assert result.returncode != 0
-  assert 'resolutoin' in result.stderr
-  assert 'resolution' in result.stderr  # "Did you mean ...?"
+@pytest.mark.parametrize('args, message', [
+    ([SMOKE, '--config.lerning_rate=1'],
+     "unknown config key 'lerning_rate' in --config.lerning_rate=1; did you "
+     'mean --config.optimizer.learning_rate?'),
+    ([SMOKE, '--config.data.resolutoin=16'], '--config.data.resolution?'),
+    (['--config=configs/nothere.py'], "config file 'configs/nothere.py' not "
+     'found'),
+    (['--config=configs/common.py'], 'configs/common.py is not an experiment '
+     'config'),
+    (['--config=configs/hmdb_simplecnn.py:smok'], "unknown config "
+     "argument(s) ['smok']"),
+    ([SMOKE, '--config.optimizer.learning_rate=abc'], 'could not convert'),
+    ([SMOKE, '--config.data.clip_length=6'], 'data.clip_length=6 is too '
+     'short for Sideways with model.num_stages=6: every stage needs clips of '
+     'at least 2D-1=11 frames'),
+    ([SMOKE, '--config.mesh.stages=4'], 'mesh.stages=4 but '
+     'model.num_stages=6'),
+])
+def test_a_mistake_is_one_line_without_traceback(args, message, tmp_path):
+  result = run(args + [f'--workdir={tmp_path / "run"}'])
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.strip().splitlines() == [
+      result.stderr.strip().splitlines()[0]]  # One line.
+  assert result.stderr.startswith('error: ') and message in result.stderr
+  assert not (tmp_path / 'run').exists()
 
 
-def test_short_clip_is_refused_with_what_to_change(tmp_path):
-  result = run([SMOKE, '--config.data.clip_length=6',
-                f'--workdir={tmp_path}'])
-  assert result.returncode == 1
-  assert 'error: data.clip_length=6 is too short' in result.stderr
-  assert '--config.data.clip_length=11' in result.stderr
-  assert 'Traceback' not in result.stderr
+def test_entry_points_refuse_each_others_configs(tmp_path):
+  result = subprocess.run(
+      [sys.executable, str(REPO / 'experiments' / 'speed.py'), SMOKE],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert "is a 'classification' config; run it with python " in (
+      result.stderr)
+  result = subprocess.run(
+      [sys.executable, str(REPO / 'experiments' / 'plot.py'),
+       f'--workdir={tmp_path}'], cwd=REPO, capture_output=True, text=True,
+      timeout=120)
+  assert result.returncode == 2
+  assert result.stderr.startswith('error: no run logs (metrics.jsonl)')
 
 
 def _checkpoints(run_dir: pathlib.Path) -> list[int]:
@@ -45,13 +74,17 @@ def _checkpoints(run_dir: pathlib.Path) -> list[int]:
   return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
 
-def test_kill_9_then_same_command_resumes_to_the_same_result(tmp_path):
-  overrides = {'num_train_steps': 60, 'checkpoint_every': 5, 'log_every': 5,
-               'eval_every': 60}
-  args = [SMOKE, f'--workdir={tmp_path / "cli"}', '--config.compare=False'
+def test_depth_parallel_kill_9_resume_equals_single_device(tmp_path):
+  """main.py on a 6-device mesh: killed, resumed, same numbers as 1 device."""
+  overrides = {'num_train_steps': 20, 'checkpoint_every': 2, 'log_every': 2,
+               'eval_every': 20, 'compare': False}
+  args = [SMOKE, f'--workdir={tmp_path / "cli"}', '--config.mesh.stages=6'
          ] + [f'--config.{k}={v}' for k, v in overrides.items()]
+  env = dict(os.environ,
+             XLA_FLAGS='--xla_force_host_platform_device_count=6')
   run_dir = tmp_path / 'cli' / 'sideways'
-  process = subprocess.Popen(MAIN + args, cwd=REPO, stdout=subprocess.DEVNULL,
+  process = subprocess.Popen(MAIN + args, cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 300
   while not _checkpoints(run_dir) and process.poll() is None:
@@ -60,25 +93,31 @@ def test_kill_9_then_same_command_resumes_to_the_same_result(tmp_path):
   os.kill(process.pid, signal.SIGKILL)
   assert process.wait() == -signal.SIGKILL  # Killed mid-run, not finished.
   killed_at = _checkpoints(run_dir)[-1]
-  assert 5 <= killed_at < 60
+  assert 2 <= killed_at < 20
 
-  result = run(args)
+  result = subprocess.run(MAIN + args, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert f'resuming {run_dir} from step ' in result.stdout
-  assert 'eval video acc' in result.stdout and 'sideways' in result.stdout
   plot = tmp_path / 'cli' / 'plots' / 'training_dynamics.png'
   assert f'plot: {plot}' in result.stdout and plot.exists()
   assert list((run_dir / 'tensorboard').glob('events.out.tfevents.*'))
 
-  # The same run, uninterrupted, in this process: identical numbers.
-  config = smoke_config('synthetic_simplecnn', compare=False,
-                        **overrides)
+  # The same run on one device, uninterrupted, in this process.
+  config = smoke_config('synthetic_simplecnn', **overrides)
   reference = train.train_and_evaluate(config, 'sideways', tmp_path / 'ref')
   records = train.read_metrics(run_dir)
-  assert records == train.read_metrics(tmp_path / 'ref')
+  expected = train.read_metrics(tmp_path / 'ref')
+  assert [(r['step'], r['split']) for r in records] == [
+      (r['step'], r['split']) for r in expected]
   assert [r['step'] for r in records if r['split'] == 'train'] == list(
-      range(1, 61))
-  assert records[-1] == {'step': 60, 'split': 'eval', **reference.eval}
+      range(1, 21))
+  for got, want in zip(records, expected):
+    assert got.keys() == want.keys()
+    np.testing.assert_allclose([got[k] for k in sorted(want) if k != 'split'],
+                               [want[k] for k in sorted(want) if k != 'split'],
+                               rtol=2e-5, atol=1e-6, err_msg=str(got['step']))
+  assert records[-1]['video_accuracy'] == reference.eval['video_accuracy']
 
 
 def test_plot_cli_draws_from_logs(tmp_path):

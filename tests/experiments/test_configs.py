@@ -9,8 +9,10 @@ from conftest import load_config
 
 # The configs that train both algorithms and print a table.
 COMPARING = ('synthetic_simplecnn', 'stride_sweep')
-from sideways_jax import runners
-from sideways_jax import train
+from sideways_jax.experiments import cli
+from sideways_jax.experiments import common
+from sideways_jax.experiments.classification import validate
+from sideways_jax.experiments import classification as train
 
 
 @pytest.mark.parametrize('name', CONFIG_NAMES)
@@ -19,7 +21,7 @@ def test_config_is_valid_and_locked(name, arg):
   config = load_config(name, arg)
   train.validate_config(config)
   assert config.algorithm in ('bp', 'sideways')
-  assert runners.run_algorithms(config) == (
+  assert validate.algorithms(config) == (
       ('bp', 'sideways') if name in COMPARING else (config.algorithm,))
   with pytest.raises(AttributeError, match='batch_sise'):
     config.batch_sise = 3  # A typo is an error, not a new key.
@@ -61,15 +63,17 @@ def test_paper_settings():
 
 
 def test_sweep_expands_to_one_config_per_value():
-  runs = train.expand_sweep(load_config('stride_sweep', 'smoke'))
-  assert [label for label, _ in runs] == [f'stride={s}' for s in range(2, 7)]
+  config = load_config('stride_sweep', 'smoke')
+  runs = common.expand_sweep(config)
+  assert [common.sweep_label(config, v) for v, _ in runs] == [
+      f'stride={s}' for s in range(2, 7)]
   assert [c.data.stride for _, c in runs] == [2, 3, 4, 5, 6]
 
 
 def test_short_clip_is_caught_with_what_to_change():
   config = load_config('synthetic_simplecnn', None)
   config.data.clip_length = 8
-  with pytest.raises(train.ConfigError) as error:
+  with pytest.raises(common.ConfigError) as error:
     train.validate_config(config)
   message = str(error.value)
   assert '--config.data.clip_length=11' in message
@@ -77,7 +81,7 @@ def test_short_clip_is_caught_with_what_to_change():
   assert '--config.algorithm=bp --config.compare=False' in message
   config.algorithm = 'sideways'
   config.compare = False
-  with pytest.raises(train.ConfigError):
+  with pytest.raises(common.ConfigError):
     train.validate_config(config)
   config.algorithm = 'bp'  # BP has no minimum clip length.
   train.validate_config(config)
@@ -86,21 +90,22 @@ def test_short_clip_is_caught_with_what_to_change():
 @pytest.mark.parametrize('field, value, words', [
     ('algorithm', 'sidways', 'algorithm'),
     ('algorithm', 'both', 'algorithm'),
-    ('bp_mode', 'loop', 'bp_mode'),
-    ('target_alignment', 'late', 'target_alignment'),
+    ('options.bp.mode', 'loop', 'options.bp: mode'),
+    ('options.sideways.target_alignment', 'late', 'target_alignment'),
+    ('mesh.data', 2, 'mesh.data'),
     ('batch_size', 0, 'batch_size'),
 ])
 def test_bad_values_are_named(field, value, words):
-  config = load_config('synthetic_simplecnn', 'smoke')
-  config[field] = value
-  with pytest.raises(train.ConfigError, match=words):
+  config = common.with_field(load_config('synthetic_simplecnn', 'smoke'),
+                             field, value)
+  with pytest.raises(common.ConfigError, match=words):
     train.validate_config(config)
 
 
 def test_default_workdir_names_config_and_argument():
-  assert str(runners.default_workdir('configs/hmdb_vgg8.py')) == (
+  assert str(common.default_workdir('configs/hmdb_vgg8.py')) == (
       'workdirs/hmdb_vgg8')
-  assert str(runners.default_workdir('configs/hmdb_vgg8.py:smoke')) == (
+  assert str(common.default_workdir('configs/hmdb_vgg8.py:smoke')) == (
       'workdirs/hmdb_vgg8_smoke')
 
 
@@ -109,20 +114,21 @@ def test_every_classification_config_names_its_runner():
     assert load_config(name, None).runner == 'classification'
 
 
-def test_unknown_runner_is_an_error():
+def test_unknown_runner_is_an_error(capsys):
   config = load_config('hmdb_simplecnn', 'smoke')
   config.runner = 'regression'
-  with pytest.raises(SystemExit, match="runner='regression'"):
-    runners.main(config, config_file='configs/hmdb_simplecnn.py',
-                 workdir=None)
+  with pytest.raises(SystemExit) as exit_info:
+    cli.run(config, config_file='configs/hmdb_simplecnn.py', workdir=None)
+  assert exit_info.value.code == 2
+  assert "error: runner='regression'" in capsys.readouterr().err
 
 
 def test_a_sweep_over_a_missing_or_mistyped_key_is_named():
   config = load_config('stride_sweep', 'smoke')
   config.sweep.field = 'data.strid'
-  with pytest.raises(train.ConfigError, match="no config key 'strid'"):
-    train.expand_sweep(config)
+  with pytest.raises(common.ConfigError, match="no config key 'strid'"):
+    common.expand_sweep(config)
   config.sweep.field = 'data.stride'
   config.sweep.choices = ('two',)
-  with pytest.raises(train.ConfigError, match="cannot take 'two'"):
-    train.expand_sweep(config)
+  with pytest.raises(common.ConfigError, match="cannot take 'two'"):
+    common.expand_sweep(config)

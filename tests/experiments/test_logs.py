@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from sideways_jax import train
-from sideways_jax.train import plots
-from sideways_jax.train import progress as progress_lib
+from sideways_jax.experiments import classification as train
+from sideways_jax.experiments.classification import plots
+from sideways_jax.experiments.classification import progress as progress_lib
 
 
 def test_metric_writer_drops_records_after_the_resumed_step(tmp_path):

@@ -9,7 +9,9 @@ import pytest
 
 from conftest import CONFIG_NAMES
 from conftest import smoke_config
-from sideways_jax import train
+import sideways_jax
+from sideways_jax.experiments import classification as train
+from sideways_jax.experiments import common
 
 # Sideways for every config; BP too where the model differs (BP is the
 # baseline, so its path through batchnorm/dropout must run as well).
@@ -20,7 +22,7 @@ CASES = [(name, 'sideways') for name in CONFIG_NAMES] + [
 @pytest.mark.parametrize('name, algorithm', CASES)
 def test_one_train_step(name, algorithm, dataset_roots):
   config = smoke_config(name, dataset_roots)
-  _, config = train.expand_sweep(config)[0]  # Stride 2 for the sweep.
+  _, config = common.expand_sweep(config)[0]  # Stride 2 for the sweep.
   source = train.build_source(config, train=True)
   stages = train.build_stages(config, source.num_classes)
   assert len(stages) == config.model.num_stages
@@ -30,8 +32,8 @@ def test_one_train_step(name, algorithm, dataset_roots):
       stages, optimizer, seed=config.seed,
       example_frame=jnp.zeros((config.batch_size, res, res, 3)))
   step = train.make_train_step(
-      stages, optimizer, algorithm=algorithm,
-      target_alignment=config.target_alignment, bp_mode=config.bp_mode,
+      stages, optimizer,
+      sideways_jax.grad_fn(algorithm, **config.options[algorithm]),
       input_mean=config.data.mean, input_std=config.data.std,
       learning_rate_fn=schedule)
   with train.build_loader(config, source, train=True) as loader:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import smoke_config
-from sideways_jax import runners
-from sideways_jax import train
+from sideways_jax.experiments import cli
+from sideways_jax.experiments import common
+from sideways_jax.experiments.classification import validate
+from sideways_jax.experiments import classification as train
 from sideways_jax.data import DatasetLayoutError
 
 
@@ -59,7 +61,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     train.train_and_evaluate(config, 'bp', tmp_path)
   message = str(error.value)
   assert 'NaN/Inf at step 2' in message
-  assert 'from step 1' in message and 'learning_rate' in message
+  assert 'from step 1 (before it)' in message and 'learning_rate' in message
   checkpoints = sorted(p.name for p in (tmp_path / 'checkpoints').iterdir())
   assert checkpoints == ['1']
   # The kept checkpoint is finite: resuming it restores finite weights.
@@ -74,29 +76,25 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
-def test_missing_dataset_names_the_preparation_command(tmp_path):
+def test_missing_dataset_is_one_line_with_the_fix(tmp_path, capsys):
   config = smoke_config('hmdb_simplecnn')
   config.data.root = str(tmp_path / 'no_hmdb')
   with pytest.raises(DatasetLayoutError, match='prepare_hmdb51.sh'):
     train.train_and_evaluate(config, 'sideways', tmp_path / 'run')
-  with pytest.raises(SystemExit, match='(?s)error: .*prepare_hmdb51.sh'):
-    runners.main(config, config_file='configs/hmdb_simplecnn.py:smoke',
-                 workdir=str(tmp_path / 'run'))
+  assert not (tmp_path / 'run' / 'config.json').exists()  # Not pinned.
+  with pytest.raises(SystemExit) as exit_info:
+    cli.run(config, config_file='configs/hmdb_simplecnn.py:smoke',
+            workdir=str(tmp_path / 'cli'))
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1
+  assert 'prepare_hmdb51.sh' in err and '--config.data.root=' in err
+  assert "pip install -e '.[video]'" in err
+  assert not (tmp_path / 'cli').exists()  # A failed start leaves no folder.
 
 
 def test_short_clips_fail_before_anything_is_built(tmp_path):
   config = smoke_config('synthetic_simplecnn', data__clip_length=10)
-  with pytest.raises(train.ConfigError, match='clip_length=11'):
-    train.train_and_evaluate(config, 'sideways', tmp_path / 'run')
-  with pytest.raises(train.ConfigError, match='clip_length=11'):
+  with pytest.raises(common.ConfigError, match='clip_length=11'):
     train.run(config, tmp_path / 'run')
   assert not (tmp_path / 'run').exists()
-
-
-def test_a_failed_start_does_not_pin_the_workdir(tmp_path):
-  """Fixing the dataset path after a missing-dataset error just works."""
-  config = smoke_config('hmdb_simplecnn')
-  config.data.root = str(tmp_path / 'no_hmdb')
-  with pytest.raises(DatasetLayoutError):
-    train.train_and_evaluate(config, 'sideways', tmp_path / 'run')
-  assert not (tmp_path / 'run' / 'config.json').exists()

@@ -9,7 +9,8 @@ import optax
 import pytest
 
 from sideways_jax import models
-from sideways_jax import train
+from sideways_jax.experiments import classification as train
+from sideways_jax.experiments.classification import step as step_lib
 
 K, B, SIZE, CLASSES = 7, 3, 8, 4
 
@@ -37,8 +38,8 @@ def test_video_prediction_averages_probabilities_over_valid_frames():
   logits = jnp.array([[[5.0, 0.0]], [[0.0, 1.0]], [[0.0, 1.0]], [[0, 9.0]]])
   valid = jnp.array([[True], [True], [True], [False]])
   # Frame votes: 0, 1, 1 -> majority 1, but the mean probability favours 0.
-  assert int(train.video_predictions(logits, valid)[0]) == 0
-  assert int(train.video_predictions(logits, jnp.ones_like(valid))[0]) == 1
+  assert int(step_lib.video_predictions(logits, valid)[0]) == 0
+  assert int(step_lib.video_predictions(logits, jnp.ones_like(valid))[0]) == 1
 
 
 def test_eval_counts_match_a_direct_computation():
@@ -46,9 +47,9 @@ def test_eval_counts_match_a_direct_computation():
   b = batch()
   b['mask'][K - 2:, 1] = False  # Clip 1 was padded: its last 2 frames.
   counts = jax.device_get(train.make_eval_step(
-      stages, input_mean=0.5, input_std=0.25)(state, b))
+      stages, input_mean=0.5, input_std=0.25)(state.variables(), b))
   clip = (b['video'].astype(np.float32) / 255 - 0.5) / 0.25
-  logits = np.asarray(jax.jit(train.forward_frames, static_argnums=0)(
+  logits = np.asarray(jax.jit(step_lib.forward_frames, static_argnums=0)(
       stages, state.variables(), clip))
   probs = np.asarray(jax.nn.softmax(logits))
   real = b['mask'][:, :2]  # [K, 2]: the clips that count, real frames only.
@@ -67,10 +68,10 @@ def test_eval_counts_match_a_direct_computation():
 def test_evaluate_sums_batches_and_limits_them():
   stages, state = tiny_model()
   step = train.make_eval_step(stages, input_mean=0.0, input_std=1.0)
-  one = train.evaluate(step, state, [batch(0)])
-  two = train.evaluate(step, state, [batch(0), batch(1)])
-  limited = train.evaluate(step, state, [batch(0), batch(1)], max_batches=1)
+  one = train.evaluate(step, state.variables(), [batch(0)])
+  two = train.evaluate(step, state.variables(), [batch(0), batch(1)])
+  limited = train.evaluate(step, state.variables(), [batch(0), batch(1)], max_batches=1)
   assert one['num_videos'] == 2 and two['num_videos'] == 4
   assert limited == one
   with pytest.raises(ValueError, match='no batch'):
-    train.evaluate(step, state, [])
+    train.evaluate(step, state.variables(), [])

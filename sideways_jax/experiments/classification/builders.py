@@ -15,7 +15,8 @@ import optax
 from sideways_jax import data
 from sideways_jax import models
 from sideways_jax.data import registry as data_registry
-from sideways_jax.train import validate
+from sideways_jax.data import video
+from sideways_jax.experiments.classification import validate
 
 _MODEL_BUILDERS: dict[str, Callable[..., tuple]] = {
     'simple_cnn': models.simple_cnn,
@@ -71,6 +72,13 @@ def build_source(config: Any, *, train: bool) -> data.ClipSource:
         f'data.cache=True works only for synthetic sources '
         f'{data_registry.SYNTHETIC_SOURCES} (file sources draw random crops '
         f'per epoch); set --config.data.cache=False for {cfg.name!r}')
+  if cfg.name in data_registry.FILE_SOURCES:
+    try:
+      video.require_cv2()  # Before anything trains, not at the first video.
+    except ImportError as e:
+      raise validate.ConfigError(
+          f"data.name={cfg.name!r} decodes video files, which needs OpenCV: "
+          "pip install -e '.[video]'") from e
   kwargs = (cfg.train_kwargs if train else cfg.eval_kwargs).to_dict()
   source = data.make_source(
       cfg.name, split=cfg.train_split if train else cfg.eval_split,

@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from sideways_jax.train import state as state_lib
+from sideways_jax.experiments.classification import state as state_lib
 
 
 class Checkpointer:

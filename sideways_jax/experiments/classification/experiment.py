@@ -15,25 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from sideways_jax import runners
-from sideways_jax.data import DatasetLayoutError
-from sideways_jax.train import loop
-from sideways_jax.train import plots
-from sideways_jax.train import validate
-
-# Stop a command-line run with a message instead of a traceback.
-USER_ERRORS = (validate.ConfigError, DatasetLayoutError,
-               loop.NonFiniteLossError)
-
-
-def expand_sweep(config: Any) -> list[tuple[str, Any]]:
-  """(folder name, config) per value of `config.sweep`, or [('', config)]."""
-  field = config.sweep.field
-  if not field:
-    return [('', config)]
-  return [(f'{field.rsplit(".", 1)[-1]}={value}',
-           runners.with_field(config, field, value))
-          for value in config.sweep.choices]
+from sideways_jax.experiments import common
+from sideways_jax.experiments.classification import loop
+from sideways_jax.experiments.classification import plots
+from sideways_jax.experiments.classification import validate
 
 
 def _percent(value: float | None) -> str:
@@ -78,12 +63,13 @@ def run(config: Any, workdir: str | pathlib.Path, *,
   """
   out = stream or sys.stdout
   workdir = pathlib.Path(workdir)
-  variants = expand_sweep(config)
+  variants = [(common.sweep_label(config, value), variant)
+              for value, variant in common.expand_sweep(config)]
   for _, variant in variants:  # All checks before the first compile.
     validate.validate_config(variant)
   rows = []
   for label, variant in variants:
-    for algorithm in runners.run_algorithms(variant):
+    for algorithm in validate.algorithms(variant):
       run_dir = workdir / label / algorithm if label else workdir / algorithm
       print(f'== {label + " " if label else ""}{algorithm} -> {run_dir}',
             file=out, flush=True)

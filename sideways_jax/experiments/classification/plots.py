@@ -8,26 +8,18 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sideways_jax.train import writers
+from sideways_jax.experiments import common
+from sideways_jax.experiments.classification import writers
 
 _NAMES = {'bp': 'BP', 'sideways': 'Sideways'}
 _SWEEP_DIR = re.compile(r'^(?P<key>[^=]+)=(?P<value>.+)$')
-
-
-def _pyplot():
-  try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError('plots need matplotlib (pip install matplotlib)') from e
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -69,7 +61,20 @@ def _draw_run(axes, run_dir: pathlib.Path, colour, label: str) -> None:
                  markersize=3, label=f'{label} (eval)')
 
 
-def _finish(axes, title: str | None = None) -> None:
+def _chance(run_dirs) -> float | None:
+  """1 / classes, from a finished run's summary.json (None before one)."""
+  for run_dir in run_dirs:
+    summary = pathlib.Path(run_dir) / 'summary.json'
+    if summary.exists():
+      return 1.0 / json.loads(summary.read_text())['num_classes']
+  return None
+
+
+def _finish(axes, title: str | None = None,
+            chance: float | None = None) -> None:
+  if chance is not None:
+    axes[1].axhline(chance, color='grey', linestyle=':', linewidth=1,
+                    label=f'chance ({100 * chance:.0f}%)')
   axes[0].set_ylabel('train loss')
   axes[1].set_ylabel('video accuracy')
   for ax in axes:
@@ -90,13 +95,13 @@ def plot_training_dynamics(runs: Mapping[str, pathlib.Path],
     out: the PNG to write.
     title: figure title.
   """
-  plt = _pyplot()
+  plt = common.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
   for i, (name, run_dir) in enumerate(sorted(runs.items())):
     _draw_run(axes, pathlib.Path(run_dir), f'C{i}', _NAMES.get(name, name))
-  _finish(axes)
+  _finish(axes, chance=_chance(runs.values()))
   fig.suptitle(title or 'Training dynamics: BP vs Sideways')
-  return _save(fig, out, plt)
+  return common.save_figure(fig, out)
 
 
 def _sort_key(label: str):
@@ -116,7 +121,7 @@ def plot_sweep(sweep: Mapping[str, Mapping[str, pathlib.Path]],
     out: the PNG to write.
     title: figure title.
   """
-  plt = _pyplot()
+  plt = common.pyplot()
   algorithms = sorted({a for runs in sweep.values() for a in runs})
   fig, axes = plt.subplots(2, len(algorithms), squeeze=False,
                            figsize=(5 * len(algorithms), 7))
@@ -125,18 +130,11 @@ def plot_sweep(sweep: Mapping[str, Mapping[str, pathlib.Path]],
     for i, label in enumerate(sorted(sweep, key=_sort_key)):
       if algorithm in sweep[label]:
         _draw_run(column, sweep[label][algorithm], f'C{i}', label)
-    _finish(column, _NAMES.get(algorithm, algorithm))
+    _finish(column, _NAMES.get(algorithm, algorithm),
+            chance=_chance(r[algorithm] for r in sweep.values()
+                           if algorithm in r))
   fig.suptitle(title or 'Sweep: ' + ', '.join(sorted(sweep, key=_sort_key)))
-  return _save(fig, out, plt)
-
-
-def _save(fig, out, plt) -> pathlib.Path:
-  out = pathlib.Path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.tight_layout()
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
-  return out
+  return common.save_figure(fig, out)
 
 
 def find_runs(workdir: str | pathlib.Path
@@ -160,7 +158,7 @@ def make_plots(workdir: str | pathlib.Path,
   """Draws every figure the runs under `workdir` allow; returns the PNGs.
 
   Args:
-    workdir: an experiment folder (see `sideways_jax.train.experiment`).
+    workdir: an experiment folder (see `sideways_jax.experiments.classification.experiment`).
     out_dir: where the PNGs go (default `<workdir>/plots`).
 
   Raises:

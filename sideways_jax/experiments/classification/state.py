@@ -40,6 +40,18 @@ class TrainState:
                  for p, s in zip(self.params, self.model_state))
 
 
+def initial_variables(stages: chain_lib.Stages, *, seed: int,
+                      example_frame: jax.Array
+                      ) -> tuple[tuple[dict, ...], jax.Array]:
+  """The chain's initial variables and the run's dropout key, from `seed`.
+
+  Every backend starts from these, so a run on one device and one on a mesh
+  start from the same weights.
+  """
+  init_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
+  return chain_lib.init_chain(stages, init_key, example_frame), dropout_key
+
+
 def create_train_state(stages: chain_lib.Stages,
                        optimizer: optax.GradientTransformation, *, seed: int,
                        example_frame: jax.Array) -> TrainState:
@@ -54,8 +66,8 @@ def create_train_state(stages: chain_lib.Stages,
   Returns:
     The state at step 0.
   """
-  init_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
-  variables = chain_lib.init_chain(stages, init_key, example_frame)
+  variables, dropout_key = initial_variables(stages, seed=seed,
+                                             example_frame=example_frame)
   split = [chain_lib.split_variables(v) for v in variables]
   params = tuple(p for p, _ in split)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
@@ -63,6 +75,7 @@ def create_train_state(stages: chain_lib.Stages,
                     opt_state=optimizer.init(params), rng=dropout_key)
 
 
-def num_params(state: TrainState) -> int:
-  """Number of trainable parameters."""
-  return sum(int(x.size) for x in jax.tree.leaves(state.params))
+def num_params(variables: chain_lib.ChainVariables) -> int:
+  """Number of trainable parameters of a chain."""
+  return sum(int(x.size) for v in variables
+             for x in jax.tree.leaves(v['params']))

@@ -15,9 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from sideways_jax import chain as chain_lib
-from sideways_jax import registry
 from sideways_jax.data import normalize_video
-from sideways_jax.train import state as state_lib
+from sideways_jax.experiments.classification import state as state_lib
 
 Batch = Mapping[str, Any]
 Metrics = dict[str, jax.Array]
@@ -66,45 +65,80 @@ def _classification_counts(logits: jax.Array, labels: jax.Array,
   }
 
 
+def clip_and_targets(batch: Batch, *, input_mean: float, input_std: float
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The normalised clip [K, B, H, W, 3] and per-frame targets of a batch."""
+  clip = normalize_video(batch['video'], mean=input_mean, std=input_std)
+  labels = batch['label']
+  targets = {
+      'label': jnp.broadcast_to(labels, (clip.shape[0],) + labels.shape),
+      'weight': batch['mask'].astype(jnp.float32),
+  }
+  return clip, targets
+
+
+def train_metrics(outputs: Metrics, batch: Batch, *,
+                  learning_rate: jax.Array) -> Metrics:
+  """The logged metrics of one training step, from what the step returned.
+
+  Args:
+    outputs: 'loss', 'grad_norm', 'loss_is_finite', 'outputs' [K, B, C],
+      'output_valid' bool [K] and 'output_frame' int32 [K] (as the engine's
+      `GradResult.metrics` and `ParallelTrainer.train_step` give them).
+    batch: the training batch ('label' [B], 'mask' [K, B]).
+    learning_rate: the rate this step used.
+
+  Returns:
+    Device scalars 'loss', 'video_accuracy', 'frame_accuracy', 'grad_norm',
+    'learning_rate', 'loss_is_finite'.
+  """
+  labels = batch['label']
+  num_frames = batch['mask'].shape[0]
+  # An output counts when the pipeline emitted a real one and the frame it
+  # came from is real (Sideways' first D-1 outputs are warm-up).
+  origin = jnp.clip(outputs['output_frame'], 0, num_frames - 1)
+  frame_valid = outputs['output_valid'][:, None] & batch['mask'][origin]
+  counts = _classification_counts(outputs['outputs'], labels, frame_valid,
+                                  jnp.ones(labels.shape, bool))
+  return {
+      'loss': outputs['loss'],
+      'video_accuracy': counts['correct_videos'] / counts['num_videos'],
+      'frame_accuracy': counts['correct_frames'] / jnp.maximum(
+          counts['num_frames'], 1),
+      'grad_norm': outputs['grad_norm'],
+      'learning_rate': learning_rate,
+      'loss_is_finite': outputs['loss_is_finite'],
+  }
+
+
 def make_train_step(stages: chain_lib.Stages,
-                    optimizer: optax.GradientTransformation, *,
-                    algorithm: str, target_alignment: str, bp_mode: str,
+                    optimizer: optax.GradientTransformation,
+                    gradients: Callable[..., Any], *,
                     input_mean: float, input_std: float,
                     learning_rate_fn: optax.Schedule
                    ) -> Callable[[state_lib.TrainState, Batch],
                                  tuple[state_lib.TrainState, Metrics]]:
-  """One optimizer update per clip batch, with `grad_fn(algorithm)` gradients.
+  """One optimizer update per clip batch on one device.
 
   Args:
     stages: the model's stage chain.
     optimizer: updates the params with the clip's gradients.
-    algorithm: 'bp' or 'sideways'.
-    target_alignment: passed to the gradient function ('current'/'origin').
-    bp_mode: 'batched' or 'scanned' (BP only).
+    gradients: `sideways_jax.grad_fn(algorithm, **options)`.
     input_mean: subtracted from frames on the [0, 1] scale.
     input_std: divides the centred frames.
     learning_rate_fn: the optimizer's schedule, for logging.
 
   Returns:
-    A jitted `step(state, batch) -> (state, metrics)`; it donates `state`.
-    Metrics are device scalars: 'loss', 'video_accuracy', 'frame_accuracy',
-    'grad_norm', 'learning_rate', 'loss_is_finite'.
+    A jitted `step(state, batch) -> (state, metrics)` (see `train_metrics`);
+    it donates `state`.
   """
-  gradients = registry.grad_fn(algorithm)
-  extra = {'mode': bp_mode} if algorithm == 'bp' else {}
 
   def step(state: state_lib.TrainState, batch: Batch):
-    clip = normalize_video(batch['video'], mean=input_mean, std=input_std)
-    num_frames = clip.shape[0]
-    labels = batch['label']
-    targets = {
-        'label': jnp.broadcast_to(labels, (num_frames,) + labels.shape),
-        'weight': batch['mask'].astype(jnp.float32),
-    }
+    clip, targets = clip_and_targets(batch, input_mean=input_mean,
+                                     input_std=input_std)
     result = gradients(stages, state.variables(), clip, targets, frame_xent,
                        rng=jax.random.fold_in(state.rng, state.step),
-                       train=True, target_alignment=target_alignment,
-                       **extra)
+                       train=True)
     updates, opt_state = optimizer.update(result.grads, state.opt_state,
                                           state.params)
     new_state = state.replace(
@@ -112,25 +146,10 @@ def make_train_step(stages: chain_lib.Stages,
         params=optax.apply_updates(state.params, updates),
         model_state=tuple(dict(s) for s in result.state),
         opt_state=opt_state)
-
-    # An output counts when the pipeline emitted a real one and the frame it
-    # came from is real (Sideways' first D-1 outputs are warm-up).
-    origin = jnp.clip(result.metrics['output_frame'], 0, num_frames - 1)
-    frame_valid = (result.metrics['output_valid'][:, None]
-                   & batch['mask'][origin])
-    counts = _classification_counts(
-        result.metrics['outputs'], labels, frame_valid,
-        jnp.ones(labels.shape, bool))
-    metrics = {
-        'loss': result.loss,
-        'video_accuracy': counts['correct_videos'] / counts['num_videos'],
-        'frame_accuracy': counts['correct_frames'] / jnp.maximum(
-            counts['num_frames'], 1),
-        'grad_norm': optax.tree.norm(result.grads),
-        'learning_rate': learning_rate_fn(state.step),
-        'loss_is_finite': result.metrics['loss_is_finite'],
-    }
-    return new_state, metrics
+    outputs = dict(result.metrics, loss=result.loss,
+                   grad_norm=optax.tree.norm(result.grads))
+    return new_state, train_metrics(
+        outputs, batch, learning_rate=learning_rate_fn(state.step))
 
   return jax.jit(step, donate_argnums=0)
 
@@ -139,20 +158,13 @@ def forward_frames(stages: chain_lib.Stages,
                    variables: chain_lib.ChainVariables,
                    clip: jax.Array) -> jax.Array:
   """Eval-mode outputs of every frame: clip [K, B, ...] -> [K, B, ...]."""
-  split = [chain_lib.split_variables(v) for v in variables]
-
-  def forward(frame):
-    x = frame
-    for stage, (params, state) in zip(stages, split):
-      x, _ = chain_lib.apply_stage(stage, params, state, x, train=False,
-                                   rng=None)
-    return x
-  return jax.vmap(forward)(clip)
+  return jax.vmap(
+      lambda frame: chain_lib.apply_chain(stages, variables, frame)[0])(clip)
 
 
 def make_eval_step(stages: chain_lib.Stages, *, input_mean: float,
                    input_std: float
-                  ) -> Callable[[state_lib.TrainState, Batch], Metrics]:
+                  ) -> Callable[[chain_lib.ChainVariables, Batch], Metrics]:
   """Eval-mode classification counts of one batch (sums over the batch).
 
   Evaluation is the same for both algorithms: they train the same
@@ -162,14 +174,15 @@ def make_eval_step(stages: chain_lib.Stages, *, input_mean: float,
   its averaged frame probabilities.
 
   Returns:
-    A jitted `eval_step(state, batch)` giving int32 'correct_videos',
+    A jitted `eval_step(variables, batch)` giving int32 'correct_videos',
     'num_videos', 'correct_frames', 'num_frames' and f32 'loss_sum' (the
     summed cross-entropy of the counted frames).
   """
 
-  def eval_step(state: state_lib.TrainState, batch: Batch) -> Metrics:
+  def eval_step(variables: chain_lib.ChainVariables, batch: Batch
+                ) -> Metrics:
     clip = normalize_video(batch['video'], mean=input_mean, std=input_std)
-    logits = forward_frames(stages, state.variables(), clip)
+    logits = forward_frames(stages, variables, clip)
     clip_valid = batch['example_valid']
     frame_valid = batch['mask'] & clip_valid[None]
     counts = _classification_counts(logits, batch['label'], frame_valid,

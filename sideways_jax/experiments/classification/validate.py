@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sideways_jax import runners
+from sideways_jax import registry
 from sideways_jax import sideways
+from sideways_jax.experiments import common
 
 MODEL_NAMES = ('simple_cnn', 'vgg8')
-ConfigError = runners.ConfigError
+ConfigError = common.ConfigError
+# One device: the engine's algorithms. A mesh adds the layouts of exact BP
+# over devices ('bp' means 'bp_model' there, the paper's baseline).
+SINGLE_DEVICE_ALGORITHMS = ('bp', 'sideways')
+MESH_ALGORITHMS = SINGLE_DEVICE_ALGORITHMS + ('bp_model', 'bp_data',
+                                              'bp_gpipe', 'bp_1f1b')
+COMPARED = ('bp', 'sideways')  # What compare=True trains, BP first.
 OPTIMIZER_NAMES = ('adamw', 'sgd')
 SCHEDULE_NAMES = ('constant', 'cosine')
 
@@ -41,20 +48,24 @@ def validate_config(config: Any) -> None:
   Args:
     config: a run config (see configs/common.py for the fields).
   """
+  _require(config.runner == 'classification',
+           f"runner={config.runner!r}: this runner takes configs with "
+           "runner='classification'")
   _require(config.model.name in MODEL_NAMES,
            f'model.name={config.model.name!r}: choose one of {MODEL_NAMES}')
   _require(config.model.num_stages >= 1,
            f'model.num_stages={config.model.num_stages} must be >= 1')
-  if 'sideways' in runners.run_algorithms(config):
+  if 'sideways' in algorithms(config):
     check_clip_length(config.data.clip_length, config.model.num_stages)
+  _check_mesh(config)
   _require(config.data.clip_length >= 1 and config.data.stride >= 1
            and config.data.resolution >= 1,
            'data.clip_length, data.stride and data.resolution must be >= 1')
-  _require(config.target_alignment in ('current', 'origin'),
-           f"target_alignment={config.target_alignment!r}: choose 'current' "
-           "or 'origin'")
-  _require(config.bp_mode in ('batched', 'scanned'),
-           f"bp_mode={config.bp_mode!r}: choose 'batched' or 'scanned'")
+  for name in SINGLE_DEVICE_ALGORITHMS:
+    try:  # The engine checks its own options (names and values).
+      registry.grad_fn(name, **config.options[name])
+    except ValueError as e:
+      raise ConfigError(f'options.{name}: {e}') from None
   for key in ('batch_size', 'eval_batch_size', 'num_train_steps', 'log_every',
               'eval_every', 'checkpoint_every', 'max_checkpoints_to_keep'):
     _require(config[key] >= 1, f'{key}={config[key]} must be >= 1')
@@ -75,3 +86,37 @@ def validate_config(config: Any) -> None:
   if config.sweep.field:
     _require(len(config.sweep.choices) > 0,
              f'sweep.field={config.sweep.field!r} needs sweep.choices')
+
+
+def algorithms(config: Any) -> tuple[str, ...]:
+  """The algorithms the config trains, in order (ConfigError if unknown)."""
+  known = MESH_ALGORITHMS if config.mesh.stages else SINGLE_DEVICE_ALGORITHMS
+  if (config.algorithm in MESH_ALGORITHMS
+      and config.algorithm not in SINGLE_DEVICE_ALGORITHMS
+      and not config.mesh.stages):
+    raise ConfigError(
+        f'algorithm={config.algorithm!r} lays BP out over devices: set '
+        f'--config.mesh.stages={config.model.num_stages} (one stage per '
+        "device), or use 'bp' on one device")
+  return common.run_algorithms(config, known, COMPARED)
+
+
+def _check_mesh(config: Any) -> None:
+  mesh = config.mesh
+  if not mesh.stages:
+    _require(mesh.data == 1, f'mesh.data={mesh.data} needs a mesh: set '
+             f'--config.mesh.stages={config.model.num_stages} too')
+    return
+  _require(mesh.stages == config.model.num_stages,
+           f'mesh.stages={mesh.stages} but model.num_stages='
+           f'{config.model.num_stages}: a mesh runs one stage per device; set '
+           f'--config.model.num_stages={mesh.stages} or '
+           f'--config.mesh.stages={config.model.num_stages}')
+  _require(mesh.data >= 1, f'mesh.data={mesh.data} must be >= 1')
+  _require(config.batch_size % mesh.data == 0,
+           f'batch_size={config.batch_size} does not split over mesh.data='
+           f'{mesh.data} shards; choose a multiple of {mesh.data}')
+  _require(config.optimizer.grad_clip_norm == 0,
+           'optimizer.grad_clip_norm > 0 on a mesh: each device updates its '
+           'own stage, so a global-norm clip would see one stage only; set '
+           '--config.optimizer.grad_clip_norm=0')

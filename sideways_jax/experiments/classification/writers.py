@@ -12,6 +12,7 @@ import json
 import math
 import pathlib
 from collections.abc import Mapping
+from typing import Any
 
 METRICS_FILE = 'metrics.jsonl'
 
@@ -27,16 +28,6 @@ def read_metrics(path: str | pathlib.Path, split: str | None = None
   records = [json.loads(line) for line in path.read_text().splitlines()
              if line.strip()]
   return [r for r in records if split is None or r['split'] == split]
-
-
-def truncate_metrics(path: str | pathlib.Path, last_step: int) -> None:
-  """Drops records after `last_step` (logged after the checkpoint we resume)."""
-  path = pathlib.Path(path)
-  if not path.exists():
-    return
-  kept = [line for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line)['step'] <= last_step]
-  path.write_text(''.join(line + '\n' for line in kept))
 
 
 def _jsonable(value: float) -> float | None:
@@ -59,7 +50,12 @@ class MetricWriter:
     self.logdir = pathlib.Path(logdir)
     self.logdir.mkdir(parents=True, exist_ok=True)
     self.path = self.logdir / METRICS_FILE
-    truncate_metrics(self.path, resume_step)
+    # What was logged after the checkpoint we resume from is dropped (it
+    # will be logged again); the rest stays in memory for the summary.
+    self.records = [r for r in (read_metrics(self.path)
+                                if self.path.exists() else [])
+                    if r['step'] <= resume_step]
+    self.path.write_text(''.join(json.dumps(r) + '\n' for r in self.records))
     self._file = self.path.open('a')
     self._tb = None
     if tensorboard:
@@ -74,14 +70,24 @@ class MetricWriter:
           str(self.logdir / 'tensorboard'),
           purge_step=resume_step + 1 if resume_step else None)
 
-  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
-    """Logs one record; TensorBoard tags are '<split>/<name>'."""
+  def write(self, step: int, split: str, metrics: Mapping[str, float]
+            ) -> dict[str, Any]:
+    """Logs one record and returns it; TensorBoard tags are '<split>/<name>'."""
     record = {'step': int(step), 'split': split}
     record.update({k: _jsonable(v) for k, v in metrics.items()})
     self._file.write(json.dumps(record) + '\n')
+    self.records.append(record)
     if self._tb is not None:
       for name, value in metrics.items():
         self._tb.add_scalar(f'{split}/{name}', float(value), int(step))
+    return record
+
+  def logged(self, step: int, split: str) -> dict[str, float] | None:
+    """The metrics logged for (step, split), e.g. a finished run's eval."""
+    for record in reversed(self.records):
+      if record['step'] == step and record['split'] == split:
+        return {k: v for k, v in record.items() if k not in ('step', 'split')}
+    return None
 
   def flush(self) -> None:
     self._file.flush()
