@@ -37,6 +37,7 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
+from sideways_jax import bp as bp_lib
 from sideways_jax import chain as chain_lib
 from sideways_jax import result as result_lib
 from sideways_jax import sideways as sideways_lib
@@ -55,8 +56,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     'sideways': {'target_alignment': 'current'},  # see sideways.align_targets
     'bp_data': {'bp_mode': 'scanned'},            # see bp.bp_grads
 }
-_OPTION_VALUES = {'target_alignment': ('current', 'origin'),
-                  'bp_mode': ('batched', 'scanned')}
+# The engine's own lists of values (one definition each).
+_OPTION_VALUES = {'target_alignment': sideways_lib.TARGET_ALIGNMENTS,
+                  'bp_mode': bp_lib.MODES}
 _LOCAL_PROGRAMS = {
     'sideways': sideways_mp.sideways_local,
     'bp_model': bp_model.bp_model_local,

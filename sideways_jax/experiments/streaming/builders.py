@@ -90,9 +90,10 @@ def check_config(config: Any) -> None:
         f'runner={config.runner!r}: this runner takes configs with '
         "runner='streaming' (configs/*_autoencoder*.py)")
   algorithms(config)
-  if config.target_alignment not in ('current', 'origin'):
-    raise common.ConfigError(f'target_alignment={config.target_alignment!r}: '
-                             "choose 'current' or 'origin'")
+  try:
+    sideways.check_target_alignment(config.target_alignment)
+  except ValueError as e:
+    raise common.ConfigError(str(e)) from None
   if config.model.name not in MODELS:
     raise common.ConfigError(f'model.name={config.model.name!r}: choose one '
                              f'of {tuple(MODELS)}')
