@@ -42,6 +42,8 @@ def run(args, timeout=300):
      'at least 2D-1=11 frames'),
     ([SMOKE, '--config.mesh.stages=4'], 'mesh.stages=4 but '
      'model.num_stages=6'),
+    ([SMOKE, '--config.mesh.stages=6'], 'mesh needs 6 devices, but only 1 '
+     'are available'),
 ])
 def test_a_mistake_is_one_line_without_traceback(args, message, tmp_path):
   result = run(args + [f'--workdir={tmp_path / "run"}'])

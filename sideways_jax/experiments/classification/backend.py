@@ -25,6 +25,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from sideways_jax import registry
+from sideways_jax.experiments import common
 from sideways_jax.experiments.classification import state as state_lib
 from sideways_jax.experiments.classification import step as step_lib
 
@@ -85,9 +86,13 @@ class Mesh:
     self._optimizer, self._schedule = optimizer, schedule
     parallel.initialize_distributed(
         parallel.DistributedConfig(**config.distributed.to_dict()))
-    self.mesh = parallel.make_mesh(num_data=config.mesh.data,
-                                   num_stages=config.mesh.stages)
-    self._trainer = None
+    try:
+      self.mesh = parallel.make_mesh(num_data=config.mesh.data,
+                                     num_stages=config.mesh.stages)
+    except ValueError as e:  # Too few devices: the user's set-up, not a bug.
+      raise common.ConfigError(f'mesh.stages={config.mesh.stages}, mesh.data='
+                               f'{config.mesh.data}: {e}') from None
+    self._trainer = None  # Built by init_state, which knows the variables.
 
   def init_state(self, example_frame: jax.Array) -> MeshState:
     config = self._config
