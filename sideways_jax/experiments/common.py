@@ -78,7 +78,6 @@ def expand_sweep(config: Any) -> list[tuple[Any, Any]]:
     return [(None, config)]
   if not config.sweep.choices:
     raise ConfigError(f'sweep.field={field!r} has no sweep.choices')
-  get_field(config, field)
   return [(value, with_field(config, field, value))
           for value in config.sweep.choices]
 

@@ -60,7 +60,9 @@ def main(expect_runner: str | None = None) -> None:
     cli.run(flag_values.config,
             config_file=config_flags.get_config_filename(
                 flag_values['config']),
-            workdir=flag_values.workdir, verbose=flag_values.verbose,
+            workdir=flag_values.workdir,
+            # The env var too: a run's own errors honour it like flag errors.
+            verbose=flag_values.verbose or cli.verbose_requested(sys.argv),
             expect_runner=expect_runner)
 
   _absl_app(define, body, needs_config=True)
