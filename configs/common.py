@@ -10,6 +10,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from sideways_jax import algorithms
+
 ARGS = ('smoke',)
 
 
@@ -54,29 +56,35 @@ def mesh_and_distributed(c: ml_collections.ConfigDict,
   c.distributed.num_cpu_devices = 0  # CPU devices per process; 0 = default.
 
 
+def algorithm_options() -> ml_collections.ConfigDict:
+  """`options.<algorithm>.<option>` for every algorithm, table defaults."""
+  return ml_collections.ConfigDict(
+      {name: row.defaults() for name, row in algorithms.ALGORITHMS.items()})
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Simple-CNN on HMDB51 as in the paper; the other configs start here."""
   c = ml_collections.ConfigDict()
   c.runner = 'classification'  # See sideways_jax/experiments/cli.py.
   c.seed = 0
-  # The one word that switches algorithm: 'sideways' (the paper's) or 'bp';
-  # on a mesh also 'bp_model', 'bp_data', 'bp_gpipe' or 'bp_1f1b' (exact BP
-  # laid out on the devices in other ways; 'bp' is 'bp_model' there).
+  # The one word that switches algorithm: 'sideways' (the paper's) or 'bp'
+  # (exact; on a mesh model-parallel, the paper's baseline); on a mesh also
+  # 'bp_data', 'bp_gpipe' or 'bp_1f1b' (exact BP laid out on the devices in
+  # other ways). See sideways_jax.ALGORITHMS.
   c.algorithm = 'sideways'
   # True: train BP and Sideways from the same weights and batches, one after
   # the other, and print a comparison table. Off for the real-data configs,
   # where each run takes days and is best launched as its own job (the plots
   # compare whatever runs share a workdir).
   c.compare = False
-  # Options of each gradient algorithm (sideways_jax.grad_fn(name, **opts)).
-  c.options = ml_collections.ConfigDict()
-  c.options.sideways = ml_collections.ConfigDict()
-  # Paper: the top's loss at step t uses y^t ('origin': y^{t-D+1}).
-  c.options.sideways.target_alignment = 'current'
-  c.options.bp = ml_collections.ConfigDict()
-  # Both modes are exact; batched is faster on GPU, scanned on CPU (XLA:CPU
-  # runs the im2col convs of a scan faster than one K*B batch).
-  c.options.bp.mode = 'batched'
+  # Every algorithm's options, with the library's defaults (one definition:
+  # sideways_jax.algorithms). Paper: the top's loss at step t uses y^t
+  # (options.sideways.target_alignment='origin': y^{t-D+1}). BP's two modes
+  # are exact; batched is faster on GPU, scanned on CPU.
+  c.options = algorithm_options()
+  # Stages compute in this dtype ('float32' or 'bfloat16'); parameters,
+  # gradient sums and optimizer state stay float32 (sideways_jax.Precision).
+  c.precision = 'float32'
   # One device (stages=0), or one stage per device on a (data, stage) mesh:
   # --config.mesh.stages=6 (= model.num_stages) trains depth-parallel.
   mesh_and_distributed(c)

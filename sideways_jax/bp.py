@@ -64,6 +64,7 @@ def bp_grads(stages: chain_lib.Stages,
   """
   chain_lib.validate_chain(stages, variables)
   num_frames, _ = chain_lib.validate_clip(clip, targets)
+  chain_lib.output_shapes(stages, variables, clip[0])  # A layout error: 1 line.
   check_mode(mode)
   split = [chain_lib.split_variables(v) for v in variables]
   params = tuple(p for p, _ in split)

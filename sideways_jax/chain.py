@@ -22,12 +22,13 @@ Params = Any                          # a pytree of arrays
 
 
 def split_variables(variables: StageVariables) -> tuple[Params, dict]:
-  """Splits one stage's variables into (params, other collections)."""
-  if 'params' not in variables:
-    raise ValueError(
-        f"stage variables need a 'params' collection, got {sorted(variables)}")
+  """Splits one stage's variables into (params, other collections).
+
+  A stage without parameters (a pooling or activation stage) has no
+  'params' collection: its params are an empty dict.
+  """
   state = {k: v for k, v in variables.items() if k != 'params'}
-  return variables['params'], state
+  return variables.get('params', {}), state
 
 
 def apply_stage(stage: nn.Module, params: Params, state: Mapping[str, Any],
@@ -82,11 +83,22 @@ def output_shapes(stages: Stages, variables: ChainVariables,
   """
   shapes = []
   x = jax.ShapeDtypeStruct(jnp.shape(frame), jnp.result_type(frame))
-  for stage, stage_vars in zip(stages, variables):
+  for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
     params, state = split_variables(stage_vars)
-    x = jax.eval_shape(
-        lambda p, s, a, stage=stage: apply_stage(stage, p, s, a, train=False,
-                                                 rng=None)[0], params, state, x)
+    try:
+      x = jax.eval_shape(
+          lambda p, s, a, stage=stage: apply_stage(
+              stage, p, s, a, train=False, rng=None)[0], params, state, x)
+    except Exception as e:  # pylint: disable=broad-except
+      # Flax raises its own error classes for shape mismatches.
+      if i > 0:
+        raise
+      # The first stage is where a wrongly laid-out clip fails.
+      raise ValueError(
+          f'the first stage cannot take frames of shape {x.shape} '
+          f'({type(e).__name__}: {str(e).splitlines()[0]}). Clips are '
+          'time-major [K, B, *frame], e.g. [K, B, H, W, C] for images, with '
+          'frames shaped like the example the chain was initialised on') from e
     shapes.append(x)
   return shapes
 
@@ -129,6 +141,12 @@ def validate_clip(clip: jax.Array, targets: Any) -> tuple[int, int]:
     (K, B): the number of frames and the batch size.
   """
   clip_shape = jnp.shape(clip)
+  dtype = jnp.result_type(clip)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(
+        f'clip must be floating point, got {dtype}: normalise the frames '
+        'first, e.g. clip.astype(jnp.float32) / 255 (or subtract a mean and '
+        'divide by a standard deviation)')
   if len(clip_shape) < 3:
     raise ValueError(
         f'clip must be time-major [K, B, ...] (e.g. [K, B, H, W, C]), '

@@ -22,15 +22,15 @@ with `take_gradients`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from sideways_jax import chain as chain_lib
+from sideways_jax import kernel
 
-LossFn = Callable[[jax.Array, Any], jax.Array]
+LossFn = kernel.LossFn
 
 
 class PipelineState(NamedTuple):
@@ -62,6 +62,13 @@ def _zeros_like_tree(tree: Any) -> Any:
   return jax.tree.map(jnp.zeros_like, tree)
 
 
+def _sum_like(tree: Any) -> Any:
+  """Zeros to sum `tree`'s values in: at least fp32 (bf16 sums drift)."""
+  return jax.tree.map(
+      lambda x: jnp.zeros(jnp.shape(x), jnp.promote_types(x.dtype,
+                                                          jnp.float32)), tree)
+
+
 def init_pipeline(stages: chain_lib.Stages,
                   variables: chain_lib.ChainVariables,
                   frame: jax.Array) -> PipelineState:
@@ -76,7 +83,7 @@ def init_pipeline(stages: chain_lib.Stages,
       cotangents=tuple(jnp.zeros_like(a) for a in between),
       activation_valid=jnp.zeros((num_stages - 1,), bool),
       cotangent_valid=jnp.zeros((num_stages - 1,), bool),
-      grad_sums=tuple(_zeros_like_tree(p) for p, _ in params_and_state),
+      grad_sums=tuple(_sum_like(p) for p, _ in params_and_state),
       valid_steps=jnp.zeros((num_stages,), jnp.int32),
       state_sums=tuple(_zeros_like_tree(s) for _, s in params_and_state),
       state_counts=jnp.zeros((num_stages,), jnp.int32),
@@ -88,12 +95,6 @@ def init_pipeline(stages: chain_lib.Stages,
 def reset_pipeline(state: PipelineState) -> PipelineState:
   """Empties the pipeline and its accumulators (a new clip or video)."""
   return _zeros_like_tree(state)
-
-
-def _masked_add(total: Any, value: Any, mask: jax.Array) -> Any:
-  # `where`, not a multiply: a non-finite value at a masked step must not leak.
-  return jax.tree.map(lambda t, v: t + jnp.where(mask, v, 0).astype(t.dtype),
-                      total, value)
 
 
 def _stack_flags(flags: list[jax.Array]) -> jax.Array:
@@ -113,6 +114,9 @@ def sideways_step(stages: chain_lib.Stages,
                   ) -> tuple[PipelineState, StepOutput]:
   """One Sideways computation step: every stage forward + backward at once.
 
+  Each stage runs `kernel.stage_step` on what its neighbours sent at the
+  previous step; this function only routes inputs and cotangents.
+
   Args:
     stages: the stage chain (D Flax modules).
     variables: one variables dict per stage; fixed within an episode.
@@ -128,65 +132,39 @@ def sideways_step(stages: chain_lib.Stages,
   """
   num_stages = len(stages)
   t = state.step
-  new_activations, new_cotangents = [], [None] * (num_stages - 1)
-  new_activation_valid, new_cotangent_valid = [], [None] * (num_stages - 1)
-  grad_sums, state_sums = [], []
-  valid, forward_valid = [], []
+  steps = []
   for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
     params, stage_state = chain_lib.split_variables(stage_vars)
-    key = chain_lib.stage_rng(rng, t - i, i)
     top = i == num_stages - 1
     if i == 0:
       x, x_valid = frame, jnp.array(True)
     else:
       x, x_valid = state.activations[i - 1], state.activation_valid[i - 1]
+    steps.append(kernel.stage_step(
+        stage, params, stage_state, x,
+        None if top else state.cotangents[i], state.grad_sums[i],
+        position=kernel.Position(i, num_stages), frame=t - i, train=train,
+        rng=rng, loss_fn=loss_fn, target=target, input_valid=x_valid,
+        cotangent_valid=True if top else state.cotangent_valid[i]))
 
-    def forward(p, a, stage=stage, stage_state=stage_state, key=key):
-      return chain_lib.apply_stage(stage, p, stage_state, a, train=train,
-                                   rng=key)
-
-    if i == 0:
-      # The frame needs no cotangent: skip the input-gradient of stage 0.
-      y, vjp_fn, new_state = jax.vjp(lambda p: forward(p, x), params,
-                                     has_aux=True)
-    else:
-      y, vjp_fn, new_state = jax.vjp(forward, params, x, has_aux=True)
-
-    if top:
-      loss, cotangent = jax.value_and_grad(loss_fn)(y, target)
-      cotangent_valid = x_valid
-      top_output = StepOutput(loss=loss.astype(jnp.float32), output=y,
-                              output_valid=x_valid,
-                              origin=t - (num_stages - 1))
-    else:
-      cotangent, cotangent_valid = (state.cotangents[i],
-                                    state.cotangent_valid[i])
-      new_activations.append(y)
-      new_activation_valid.append(x_valid)
-
-    mask = jnp.logical_and(x_valid, cotangent_valid)
-    grads = vjp_fn(cotangent.astype(y.dtype))
-    grad_sums.append(_masked_add(state.grad_sums[i], grads[0], mask))
-    if i > 0:
-      new_cotangents[i - 1] = jnp.where(mask, grads[1], 0).astype(x.dtype)
-      new_cotangent_valid[i - 1] = mask
-    state_sums.append(_masked_add(state.state_sums[i], new_state, x_valid))
-    valid.append(mask)
-    forward_valid.append(x_valid)
-
-  valid = jnp.stack(valid)
+  input_valid = [jnp.array(True)] + list(state.activation_valid)
+  masks = jnp.stack([s.mask for s in steps])
+  top = steps[-1]
+  top_output = StepOutput(loss=top.loss, output=top.output,
+                          output_valid=input_valid[-1],
+                          origin=t - (num_stages - 1))
   next_state = PipelineState(
-      activations=tuple(new_activations),
-      cotangents=tuple(new_cotangents),
-      activation_valid=_stack_flags(new_activation_valid),
-      cotangent_valid=_stack_flags(new_cotangent_valid),
-      grad_sums=tuple(grad_sums),
-      valid_steps=state.valid_steps + valid.astype(jnp.int32),
-      state_sums=tuple(state_sums),
-      state_counts=state.state_counts + jnp.stack(forward_valid).astype(
+      activations=tuple(s.output for s in steps[:-1]),
+      cotangents=tuple(s.input_cotangent for s in steps[1:]),
+      activation_valid=_stack_flags(input_valid[:-1]),
+      cotangent_valid=_stack_flags([s.mask for s in steps[1:]]),
+      grad_sums=tuple(s.grad_sum for s in steps),
+      valid_steps=state.valid_steps + masks.astype(jnp.int32),
+      state_sums=tuple(kernel.tree_add(total, s.state)
+                       for total, s in zip(state.state_sums, steps)),
+      state_counts=state.state_counts + jnp.stack(input_valid).astype(
           jnp.int32),
-      loss_sum=state.loss_sum + jnp.where(top_output.output_valid,
-                                          top_output.loss, 0.0),
+      loss_sum=state.loss_sum + top.loss,
       step=t + 1,
   )
   return next_state, top_output

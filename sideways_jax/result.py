@@ -23,6 +23,12 @@ class GradResult(NamedTuple):
       over), 'outputs' [K, B, ...] (top-stage output at each step),
       'output_valid' bool [K], 'output_frame' int32 [K] (the frame each output
       came from), 'step_losses' f32 [K], 'loss_is_finite' bool [].
+
+  `loss` averages only the top outputs that count, so a non-finite value in
+  a frame can be absent from it (under Sideways, a frame in the last D - 1
+  steps reaches the lower stages but never the top). `loss_is_finite` covers
+  it: False when the loss or any gradient entry is NaN or Inf, which is
+  where every non-finite input that counts for training shows.
   """
   loss: jax.Array
   grads: tuple[Any, ...]

@@ -86,7 +86,7 @@ def test_bp_batched_equals_bp_scanned():
 def test_eval_mode_leaves_batchnorm_state_unchanged():
   _, variables = chain_and_variables(3)
   clip, targets = random_clip(5), labels(5)
-  for algorithm in sj.ALGORITHMS:
+  for algorithm in sj.algorithms.DEVICE_ALGORITHMS:
     result = compiled(algorithm, 3, train=False)(variables, clip, targets)
     chex.assert_trees_all_equal(result.state[1], {
         'batch_stats': variables[1]['batch_stats']})

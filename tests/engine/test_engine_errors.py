@@ -1,5 +1,6 @@
 """Bad input gets a clear error naming the problem."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import pytest
@@ -37,14 +38,39 @@ def test_clip_shorter_than_2d_minus_1():
   jax.eval_shape(compiled('bp', 3), variables, random_clip(4), labels(4))
 
 
-def test_missing_params_collection():
+class _Relu(nn.Module):
+  """A stage without parameters."""
+
+  @nn.compact
+  def __call__(self, x, train):
+    return nn.relu(x)
+
+
+def test_a_stage_without_parameters_is_a_stage():
   stages, variables = chain_and_variables(2)
-  broken = (variables[0], {'batch_stats': {}})
-  with pytest.raises(ValueError, match="'params' collection"):
-    sj.sideways_grads(stages, broken, random_clip(3), labels(3), xent)
+  stages = (stages[0], _Relu(), stages[1])
+  variables = (variables[0], {}, variables[1])
+  for fn in (sj.sideways_grads, sj.bp_grads):
+    result = jax.eval_shape(lambda v, fn=fn: fn(stages, v, random_clip(5),
+                                                labels(5), xent), variables)
+    assert result.grads[1] == {}
 
 
-@pytest.mark.parametrize('algorithm', list(sj.ALGORITHMS))
+@pytest.mark.parametrize('fn', [sj.sideways_grads, sj.bp_grads])
+def test_integer_clips_and_wrong_layouts_are_named(fn):
+  stages, variables = chain_and_variables(2)
+  clip = random_clip(3)
+  for dtype in (jnp.uint8, jnp.int32, bool):
+    with pytest.raises(ValueError, match=f'floating point, got {jnp.dtype(dtype)}'
+                       r'.*normalise'):
+      fn(stages, variables, clip.astype(dtype), labels(3), xent)
+  for bad in (clip[..., 0], clip[:, :, None]):  # rank 4 and rank 6
+    with pytest.raises(ValueError, match=r'time-major \[K, B, \*frame\], '
+                       r'e\.g\. \[K, B, H, W, C\]'):
+      fn(stages, variables, bad, labels(3), xent)
+
+
+@pytest.mark.parametrize('algorithm', sj.algorithms.DEVICE_ALGORITHMS)
 def test_non_finite_loss_is_reported(algorithm):
   _, variables = chain_and_variables(2)
   clip = random_clip(3).at[2].set(jnp.nan)

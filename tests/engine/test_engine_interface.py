@@ -11,25 +11,26 @@ import inspect
 import pytest
 
 import sideways_jax as sj
-from sideways_jax import registry
+from sideways_jax import algorithms as registry
 
 
 def test_every_algorithm_has_one_signature():
   expected = ['stages', 'variables', 'clip', 'targets', 'loss_fn', 'rng',
               'train']
   signatures = []
-  for name in sj.ALGORITHMS:
+  for name in registry.DEVICE_ALGORITHMS:
     signature = inspect.signature(sj.grad_fn(name))
     assert list(signature.parameters) == expected
     signatures.append(signature)
   assert all(s == signatures[0] for s in signatures)
   assert sorted(registry.OPTIONS) == sorted(sj.ALGORITHMS)
+  assert set(registry.DEVICE_ALGORITHMS) <= set(registry.MESH_ALGORITHMS)
 
 
 def test_options_are_keywords_of_the_algorithm():
-  for name, options in registry.OPTIONS.items():
-    parameters = inspect.signature(sj.ALGORITHMS[name]).parameters
-    for option in options:
+  for name in registry.DEVICE_ALGORITHMS:
+    parameters = inspect.signature(sj.ALGORITHMS[name].grads).parameters
+    for option in registry.ALGORITHMS[name].defaults('device'):
       assert parameters[option].kind == inspect.Parameter.KEYWORD_ONLY
   # BP has no lag, so it takes no target alignment.
   assert 'target_alignment' not in inspect.signature(sj.bp_grads).parameters
@@ -50,13 +51,31 @@ def test_an_option_of_another_algorithm_is_refused(name, option, value):
 
 
 def test_bad_option_values_and_unknown_names_are_refused():
-  with pytest.raises(ValueError, match="'batched' or 'scanned'"):
+  with pytest.raises(ValueError, match=r"mode must be one of \('batched', "
+                                       r"'scanned'\), got 'chunked'"):
     sj.grad_fn('bp', mode='chunked')
-  with pytest.raises(ValueError, match="'current' or 'origin'"):
+  with pytest.raises(ValueError, match=r"\('current', 'origin'\)"):
     sj.grad_fn('sideways', target_alignment='future')
   with pytest.raises(ValueError, match=r"unknown algorithm 'backprop'.*"
-                                       r"\['bp', 'sideways'\]"):
+                                       r"\['bp', 'sideways', 'bp_data'"):
     sj.grad_fn('backprop')
+  with pytest.raises(ValueError, match="did you mean 'sideways'"):
+    sj.grad_fn('sidewyas')
+  # A mesh-only layout of BP is refused on one device, naming the choice.
+  with pytest.raises(ValueError, match=r"'bp_gpipe' needs a mesh.*"
+                                       r"\['bp', 'sideways'\]"):
+    sj.grad_fn('bp_gpipe')
+
+
+def test_options_a_placement_does_not_use_are_left_out():
+  # BP on a mesh runs frame by frame: `mode` is accepted (a config carries
+  # every option) but not passed on, and what runs is what is returned.
+  assert registry.resolve_options('bp', {'mode': 'scanned'}, 'mesh') == {
+      'unroll': 1}
+  assert registry.resolve_options('bp', {'mode': 'scanned'}, 'device') == {
+      'mode': 'scanned', 'unroll': 1}
+  with pytest.raises(ValueError, match="mode must be one of"):
+    registry.resolve_options('bp_data', {'mode': 'chunked'}, 'mesh')
 
 
 def test_options_cannot_be_passed_at_call_time():

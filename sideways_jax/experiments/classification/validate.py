@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sideways_jax import registry
+from sideways_jax import algorithms as algorithms_lib
 from sideways_jax import sideways
 from sideways_jax.experiments import common
 
 MODEL_NAMES = ('simple_cnn', 'vgg8')
 ConfigError = common.ConfigError
-# One device: the engine's algorithms. A mesh adds the layouts of exact BP
-# over devices ('bp' means 'bp_model' there, the paper's baseline).
-SINGLE_DEVICE_ALGORITHMS = ('bp', 'sideways')
-MESH_ALGORITHMS = SINGLE_DEVICE_ALGORITHMS + ('bp_model', 'bp_data',
-                                              'bp_gpipe', 'bp_1f1b')
-COMPARED = ('bp', 'sideways')  # What compare=True trains, BP first.
+# What compare=True trains, BP first: the algorithms that run on one device.
+COMPARED = algorithms_lib.DEVICE_ALGORITHMS
 OPTIMIZER_NAMES = ('adamw', 'sgd')
 SCHEDULE_NAMES = ('constant', 'cosine')
 
@@ -55,15 +51,20 @@ def validate_config(config: Any) -> None:
            f'model.name={config.model.name!r}: choose one of {MODEL_NAMES}')
   _require(config.model.num_stages >= 1,
            f'model.num_stages={config.model.num_stages} must be >= 1')
-  if 'sideways' in algorithms(config):
-    check_clip_length(config.data.clip_length, config.model.num_stages)
+  for name in algorithms(config):
+    if algorithms_lib.get(name).min_clip_length(config.model.num_stages) > (
+        config.data.clip_length):
+      check_clip_length(config.data.clip_length, config.model.num_stages)
   _check_mesh(config)
   _require(config.data.clip_length >= 1 and config.data.stride >= 1
            and config.data.resolution >= 1,
            'data.clip_length, data.stride and data.resolution must be >= 1')
-  for name in SINGLE_DEVICE_ALGORITHMS:
-    try:  # The engine checks its own options (names and values).
-      registry.grad_fn(name, **config.options[name])
+  placement = (algorithms_lib.MESH if config.mesh.stages
+               else algorithms_lib.DEVICE)
+  for name in algorithms(config):
+    try:  # The table checks every option (names and values).
+      algorithms_lib.resolve_options(name, config.options[name].to_dict(),
+                                     placement)
     except ValueError as e:
       raise ConfigError(f'options.{name}: {e}') from None
   for key in ('batch_size', 'eval_batch_size', 'num_train_steps', 'log_every',
@@ -90,14 +91,16 @@ def validate_config(config: Any) -> None:
 
 def algorithms(config: Any) -> tuple[str, ...]:
   """The algorithms the config trains, in order (ConfigError if unknown)."""
-  known = MESH_ALGORITHMS if config.mesh.stages else SINGLE_DEVICE_ALGORITHMS
-  if (config.algorithm in MESH_ALGORITHMS
-      and config.algorithm not in SINGLE_DEVICE_ALGORITHMS
-      and not config.mesh.stages):
-    raise ConfigError(
-        f'algorithm={config.algorithm!r} lays BP out over devices: set '
-        f'--config.mesh.stages={config.model.num_stages} (one stage per '
-        "device), or use 'bp' on one device")
+  if config.mesh.stages:
+    known = algorithms_lib.MESH_ALGORITHMS
+  else:
+    known = algorithms_lib.DEVICE_ALGORITHMS
+    if config.algorithm in algorithms_lib.MESH_ALGORITHMS and (
+        config.algorithm not in known):
+      raise ConfigError(
+          f'algorithm={config.algorithm!r} lays BP out over devices: set '
+          f'--config.mesh.stages={config.model.num_stages} (one stage per '
+          f'device), or use one of {list(known)} on one device')
   return common.run_algorithms(config, known, COMPARED)
 
 
