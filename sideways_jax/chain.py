@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import zlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -38,8 +40,10 @@ def apply_stage(stage: nn.Module, params: Params, state: Mapping[str, Any],
 
   In training mode every non-param collection is mutable (batchnorm updates
   its running statistics); in eval mode the state is returned unchanged.
+  The key feeds every rng stream the stage names (`rng_streams`, default
+  ('dropout',)).
   """
-  rngs = {'dropout': rng} if rng is not None else None
+  rngs = None if rng is None else stage_rngs(stage, rng)
   variables = {'params': params, **state}
   if train and state:
     y, updates = stage.apply(variables, x, train=True, rngs=rngs,
@@ -47,6 +51,24 @@ def apply_stage(stage: nn.Module, params: Params, state: Mapping[str, Any],
     return y, {**state, **updates}
   y = stage.apply(variables, x, train=train, rngs=rngs)
   return y, dict(state)
+
+
+DEFAULT_RNG_STREAMS = ('dropout',)
+# Collections that hold per-frame statistics: each frame updates them and an
+# episode keeps the mean of the updates (batchnorm's running statistics).
+STATISTICS_COLLECTIONS = ('batch_stats',)
+
+
+def stage_rngs(stage: Any, rng: jax.Array) -> dict[str, jax.Array]:
+  """One key per rng stream of the stage (`stage.rng_streams`).
+
+  The first stream gets `rng` itself (so 'dropout' keys do not change when a
+  stage names more streams); the others get `rng` folded with their name.
+  """
+  streams = tuple(getattr(stage, 'rng_streams', DEFAULT_RNG_STREAMS))
+  return {name: rng if i == 0 else jax.random.fold_in(
+      rng, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+          for i, name in enumerate(streams)}
 
 
 def apply_chain(stages: Stages, variables: ChainVariables, x: jax.Array, *,
@@ -117,7 +139,7 @@ def init_chain(stages: Stages, rng: jax.Array,
   for i, stage in enumerate(stages):
     key = jax.random.fold_in(rng, i)
     init = jax.jit(lambda k, a, stage=stage: stage.init(
-        {'params': k, 'dropout': k}, a, train=False))
+        {**stage_rngs(stage, k), 'params': k}, a, train=False))
     stage_vars = dict(init(key, jnp.zeros(x.shape, x.dtype)))
     variables.append(stage_vars)
     x = output_shapes((stage,), (stage_vars,), x)[0]
@@ -125,13 +147,32 @@ def init_chain(stages: Stages, rng: jax.Array,
 
 
 def validate_chain(stages: Stages, variables: ChainVariables) -> None:
-  """Raises a ValueError when stages and variables do not pair up."""
+  """Raises a ValueError when stages and variables do not pair up.
+
+  The state contract: besides 'params', a stage may hold only per-frame
+  statistics (`STATISTICS_COLLECTIONS`, or the stage's own
+  `statistics_collections`), which every frame updates and an episode
+  averages. State carried from one frame to the next would be silently
+  wrong under every schedule here (each frame would see the clip's initial
+  state), so such a collection is refused.
+  """
   if len(stages) == 0:
     raise ValueError('a stage chain needs at least one stage')
   if len(stages) != len(variables):
     raise ValueError(
         f'got {len(stages)} stages but {len(variables)} variable dicts: '
         'pass one variables dict per stage (see sideways_jax.init_chain)')
+  for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
+    allowed = tuple(getattr(stage, 'statistics_collections',
+                            STATISTICS_COLLECTIONS))
+    other = sorted(set(stage_vars) - {'params', *allowed})
+    if other:
+      raise ValueError(
+          f'stage {i} holds mutable collection(s) {other}: only per-frame '
+          f'statistics {list(allowed)} are supported (averaged over the '
+          'frames of an episode); state carried across frames would see the '
+          "clip's initial state at every frame. Declare a statistics "
+          'collection with the stage attribute `statistics_collections`.')
 
 
 def validate_clip(clip: jax.Array, targets: Any) -> tuple[int, int]:

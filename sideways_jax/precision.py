@@ -25,6 +25,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from sideways_jax import chain as chain_lib
+
 
 def cast_floating(tree: Any, dtype: Any) -> Any:
   """Floating leaves of `tree` cast to `dtype`; other leaves unchanged."""
@@ -45,6 +47,16 @@ class PolicyStage:
   stage: Any
   compute_dtype: Any
   output_dtype: Any | None = None
+
+  @property
+  def rng_streams(self) -> tuple[str, ...]:
+    return tuple(getattr(self.stage, 'rng_streams',
+                         chain_lib.DEFAULT_RNG_STREAMS))
+
+  @property
+  def statistics_collections(self) -> tuple[str, ...]:
+    return tuple(getattr(self.stage, 'statistics_collections',
+                         chain_lib.STATISTICS_COLLECTIONS))
 
   def init(self, rngs: Any, x: jax.Array, **kwargs: Any) -> Any:
     return self.stage.init(rngs, x, **kwargs)
