@@ -1,6 +1,10 @@
 # Shared by the prepare_*.sh scripts (sourced, not run).
 # extract ARCHIVE DEST: unpacks a .zip with unzip, anything else (.rar) with
 # the first of unrar, unar, 7z or bsdtar that is installed.
+# two_archives USAGE DEFAULT_ROOT ARGS...: reads "VIDEOS SPLITS [ROOT]" into
+# $videos_archive, $splits_archive and $root (both archives must exist).
+# report_counts NAME VIDEO_DIR VIDEOS CLASSES DATASET: prints the videos and
+# class folders found against the official counts, and the check to run.
 extract() {
   local archive="$1" dest="$2"
   mkdir -p "$dest"
@@ -30,4 +34,25 @@ die() {
 
 need_file() {
   [[ -f "$1" ]] || die "$1 not found (download it by hand first, see data/README.md)"
+}
+
+two_archives() {
+  local usage="$1" default_root="$2"
+  shift 2
+  [[ $# -ge 2 && $# -le 3 ]] || die "usage: $usage"
+  videos_archive="$1"
+  splits_archive="$2"
+  root="${3:-$default_root}"
+  need_file "$videos_archive"
+  need_file "$splits_archive"
+}
+
+report_counts() {
+  local name="$1" dir="$2" want_videos="$3" want_classes="$4" dataset="$5"
+  local count classes
+  count=$(find "$dir" -name '*.avi' | wc -l)
+  classes=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | wc -l)
+  echo "$name: $count videos in $classes class folders (official: $want_videos in $want_classes)"
+  [[ "$count" -eq "$want_videos" && "$classes" -eq "$want_classes" ]] || echo "warning: counts differ from the official release" >&2
+  echo "check decoding with: python data/verify_dataset.py $dataset --root $root"
 }

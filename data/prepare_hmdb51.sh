@@ -13,12 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/_extract.sh"
 
-[[ $# -ge 2 && $# -le 3 ]] || die "usage: $0 hmdb51_org.rar test_train_splits.rar [ROOT]"
-videos_archive="$1"
-splits_archive="$2"
-root="${3:-$here/hmdb51}"
-need_file "$videos_archive"
-need_file "$splits_archive"
+two_archives "$0 hmdb51_org.rar test_train_splits.rar [ROOT]" "$here/hmdb51" "$@"
 
 staging="$root/.staging"
 rm -rf "$staging"
@@ -35,8 +30,4 @@ echo "unpacking $splits_archive ..."
 extract "$splits_archive" "$root"
 
 [[ -d "$root/testTrainMulti_7030_splits" ]] || die "$root/testTrainMulti_7030_splits missing after unpacking"
-count=$(find "$root/videos" -name '*.avi' | wc -l)
-classes=$(find "$root/videos" -mindepth 1 -maxdepth 1 -type d | wc -l)
-echo "HMDB51: $count videos in $classes class folders (official: 6766 in 51)"
-[[ "$count" -eq 6766 && "$classes" -eq 51 ]] || echo "warning: counts differ from the official release" >&2
-echo "check decoding with: python data/verify_dataset.py hmdb51 --root $root"
+report_counts HMDB51 "$root/videos" 6766 51 hmdb51

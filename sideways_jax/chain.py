@@ -141,9 +141,19 @@ def init_chain(stages: Stages, rng: jax.Array,
     init = jax.jit(lambda k, a, stage=stage: stage.init(
         {**stage_rngs(stage, k), 'params': k}, a, train=False))
     stage_vars = dict(init(key, jnp.zeros(x.shape, x.dtype)))
+    check_collections(i, stage, stage_vars)
     variables.append(stage_vars)
     x = output_shapes((stage,), (stage_vars,), x)[0]
   return tuple(variables)
+
+
+def init_chain_shapes(stages: Stages,
+                      example_frame: Any) -> tuple[dict, ...]:
+  """What `init_chain` returns, as ShapeDtypeStructs (nothing computed)."""
+  spec = jax.ShapeDtypeStruct(tuple(jnp.shape(example_frame)),
+                              jnp.result_type(example_frame))
+  return jax.eval_shape(
+      lambda f: init_chain(stages, jax.random.PRNGKey(0), f), spec)
 
 
 def validate_chain(stages: Stages, variables: ChainVariables) -> None:
@@ -163,16 +173,22 @@ def validate_chain(stages: Stages, variables: ChainVariables) -> None:
         f'got {len(stages)} stages but {len(variables)} variable dicts: '
         'pass one variables dict per stage (see sideways_jax.init_chain)')
   for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
-    allowed = tuple(getattr(stage, 'statistics_collections',
-                            STATISTICS_COLLECTIONS))
-    other = sorted(set(stage_vars) - {'params', *allowed})
-    if other:
-      raise ValueError(
-          f'stage {i} holds mutable collection(s) {other}: only per-frame '
-          f'statistics {list(allowed)} are supported (averaged over the '
-          'frames of an episode); state carried across frames would see the '
-          "clip's initial state at every frame. Declare a statistics "
-          'collection with the stage attribute `statistics_collections`.')
+    check_collections(i, stage, stage_vars)
+
+
+def check_collections(index: int, stage: Any,
+                      stage_vars: StageVariables) -> None:
+  """Refuses a collection that is neither params nor per-frame statistics."""
+  allowed = tuple(getattr(stage, 'statistics_collections',
+                          STATISTICS_COLLECTIONS))
+  other = sorted(set(stage_vars) - {'params', *allowed})
+  if other:
+    raise ValueError(
+        f'stage {index} holds mutable collection(s) {other}: only per-frame '
+        f'statistics {list(allowed)} are supported (averaged over the '
+        'frames of an episode); state carried across frames would see the '
+        "clip's initial state at every frame. Declare a statistics "
+        'collection with the stage attribute `statistics_collections`.')
 
 
 def validate_clip(clip: jax.Array, targets: Any) -> tuple[int, int]:

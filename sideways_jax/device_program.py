@@ -41,7 +41,10 @@ class DeviceProgram:
   def init(self, variables: chain_lib.ChainVariables,
            rng: jax.Array) -> TrainState:
     chain_lib.validate_chain(self.stages, variables)
-    split = [chain_lib.split_variables(v) for v in variables]
+    # Copies: updates donate the state, which must not delete the caller's
+    # arrays (e.g. imported weights used again).
+    split = [chain_lib.split_variables(jax.tree.map(jnp.array, v))
+             for v in variables]
     params = tuple(p for p, _ in split)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       model_state=tuple(dict(s) for _, s in split),

@@ -12,14 +12,14 @@ runs at full speed in or out of a loop. On GPU/TPU the native
 convolution is fastest, so `impl='auto'` picks im2col only on the CPU backend.
 
 The modules are drop-ins for `flax.linen.Conv` / `ConvTranspose` (same
-parameter names and shapes), so models written with them can load weights of
-the Flax originals.
+parameter names and shapes, same `dtype` / `param_dtype` meaning), so models
+written with them can load weights of the Flax originals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,9 @@ from jax import lax
 
 Impl = Literal['auto', 'xla', 'im2col']
 Padding = str | Sequence[tuple[int, int]]
+Dtype = Any  # a jnp dtype or its name, e.g. jnp.bfloat16 or 'bfloat16'
+# Where parameters live unless a module says otherwise (flax's default too).
+PARAM_DTYPE = jnp.float32
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -139,45 +142,53 @@ def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int],
   return out
 
 
-class Conv(nn.Module):
-  """Drop-in for `flax.linen.Conv` (2D, NHWC) with a scan-friendly backward."""
+class _ConvBase(nn.Module):
+  """What `Conv` and `ConvTranspose` share: parameters, dtypes, the bias.
+
+  Like `flax.linen.Conv`: the kernel and bias are stored in `param_dtype`;
+  input, kernel and bias are cast to `dtype` (when None, the promoted dtype
+  of input and parameters) and the convolution computes in it, whichever
+  `impl` runs it.
+  """
   features: int
   kernel_size: Sequence[int]
   strides: Sequence[int] = (1, 1)
   padding: Padding = 'SAME'
   use_bias: bool = True
   impl: Impl = 'auto'
+  dtype: Dtype | None = None
+  param_dtype: Dtype = PARAM_DTYPE
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+  def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    raise NotImplementedError
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kh, kw = self.kernel_size
     kernel = self.param('kernel', self.kernel_init,
-                        (kh, kw, x.shape[-1], self.features))
-    y = conv2d(x, kernel, self.strides, self.padding, self.impl)
-    if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,))
-    return y
+                        (kh, kw, x.shape[-1], self.features), self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,),
+                       self.param_dtype) if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
+                                              dtype=self.dtype)
+    y = self._convolve(x, kernel)
+    return y if bias is None else y + bias
 
 
-class ConvTranspose(nn.Module):
-  """Drop-in for `flax.linen.ConvTranspose` (2D, NHWC, no kernel flip)."""
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int] = (1, 1)
-  padding: str = 'SAME'
-  use_bias: bool = True
-  impl: Impl = 'auto'
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+class Conv(_ConvBase):
+  """Drop-in for `flax.linen.Conv` (2D, NHWC) with a scan-friendly backward."""
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kh, kw = self.kernel_size
-    kernel = self.param('kernel', self.kernel_init,
-                        (kh, kw, x.shape[-1], self.features))
-    y = conv_transpose2d(x, kernel, self.strides, self.padding, self.impl)
-    if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,))
-    return y
+  def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return conv2d(x, kernel, self.strides, self.padding, self.impl)
+
+
+class ConvTranspose(_ConvBase):
+  """Drop-in for `flax.linen.ConvTranspose` (2D, NHWC, no kernel flip).
+
+  `padding` must be 'SAME' or 'VALID'.
+  """
+
+  def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return conv_transpose2d(x, kernel, self.strides, self.padding, self.impl)

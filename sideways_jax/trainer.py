@@ -171,10 +171,11 @@ class Trainer:
     device from `variables(state)`.
     """
     chain_lib.validate_clip(clip, jnp.zeros(clip.shape[:2]))
-    return _predict(self.stages, self.variables(state), clip)
+    return self._predict(self.variables(state), clip)
 
-
-@functools.partial(jax.jit, static_argnums=0)
-def _predict(stages: tuple, variables: tuple, clip: jax.Array) -> jax.Array:
-  return jax.vmap(lambda x: chain_lib.apply_chain(stages, variables, x)[0])(
-      clip)
+  @functools.cached_property
+  def _predict(self):
+    # A closure, not a static argument: modules may hold unhashable fields.
+    stages = self.stages
+    return jax.jit(lambda variables, clip: jax.vmap(
+        lambda x: chain_lib.apply_chain(stages, variables, x)[0])(clip))

@@ -18,12 +18,11 @@ from __future__ import annotations
 import os
 import pathlib
 
-from sideways_jax.data.files import PathResolver
+from sideways_jax.data.files import EntryCollector
+from sideways_jax.data.files import read_lines
 from sideways_jax.data.files import VIDEO_EXTENSIONS
 from sideways_jax.data.files import VideoEntry
 from sideways_jax.data.files import VideoFileSource
-from sideways_jax.data.files import read_lines
-from sideways_jax.data.files import warn_missing
 from sideways_jax.data.sampling import ClipSpec
 from sideways_jax.data.source import DatasetLayoutError
 from sideways_jax.data.source import dataset_root
@@ -69,8 +68,8 @@ def cater_entries(root: str | os.PathLike[str] | None, *, split: str,
     return [VideoEntry(str(p), 0) for p in files], 0, False
 
   list_file = _list_file(lists, split, task)
-  resolver = PathResolver(videos)
-  entries, missing, max_label, multi = [], [], -1, False
+  collector = EntryCollector(videos)
+  max_label, multi = -1, False
   for line_no, line in enumerate(read_lines(list_file), 1):
     parts = line.split()
     labels: tuple[int, ...] = ()
@@ -88,17 +87,9 @@ def cater_entries(root: str | os.PathLike[str] | None, *, split: str,
       max_label = max(max_label, *labels)
       multi = multi or len(labels) > 1
     name = pathlib.PurePosixPath(parts[0].replace('\\', '/')).name
-    path = resolver.resolve(name)
-    if path is None:
-      missing.append(name)
-      path = videos / name
-    entries.append(VideoEntry(str(path), labels[0] if labels else 0, labels))
-  if not entries:
-    raise _error(f'split file {list_file} lists no video')
-  if len(missing) == len(entries):
-    raise _error(f'none of the {len(entries)} videos of {list_file} is under '
-                 f'{videos}')
-  warn_missing(f'CATER {task or "frames"} {split}', missing, len(entries))
+    collector.add(name, labels[0] if labels else 0, labels)
+  entries = collector.finish(_error, listed_in=f'split file {list_file}',
+                             name=f'CATER {task or "frames"} {split}')
   if task is None:
     return entries, 0, False
   num_classes = TASK_NUM_CLASSES.get(task, max_label + 1)

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import os
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -70,6 +70,11 @@ class VideoFileSource:
   def __len__(self) -> int:
     return len(self.entries)
 
+  @property
+  def deterministic(self) -> bool:
+    """Evaluation clips ignore the rng (centred window, no crop or flip)."""
+    return not self.spec.train
+
   def __repr__(self) -> str:
     return (f'VideoFileSource({self.name}, {len(self)} videos, '
             f'{self.num_classes} classes, {self.spec})')
@@ -86,6 +91,15 @@ class VideoFileSource:
       multi_hot[list(entry.labels)] = True
       example['labels'] = multi_hot
     return example
+
+
+def labelled_source(entries_and_classes: tuple[Sequence[VideoEntry],
+                                                Sequence[str]], *,
+                    spec: ClipSpec, name: str) -> VideoFileSource:
+  """A source over a reader's (entries, class names); one class per video."""
+  entries, class_names = entries_and_classes
+  return VideoFileSource(entries, num_classes=len(class_names), spec=spec,
+                         class_names=class_names, name=name)
 
 
 def read_lines(path: pathlib.Path) -> list[str]:
@@ -122,11 +136,66 @@ class PathResolver:
     return None if found is None else self.root / found
 
 
-def warn_missing(name: str, missing: Iterable[str], total: int) -> None:
-  """Logs listed-but-absent videos; the loader will skip them when read."""
-  missing = list(missing)
-  if missing:
-    logging.warning(
-        '%s: %d of %d listed videos are missing (kept so labels and eval '
-        'order do not shift; the loader skips and counts them), e.g. %s',
-        name, len(missing), total, missing[:3])
+class EntryCollector:
+  """Builds a split's entries, resolving each listed video under a folder.
+
+  A listed video missing on disk stays in the split (labels and the eval
+  order do not shift; the loader skips and counts it) and is warned about
+  once, in `finish`.
+  """
+
+  def __init__(self, videos: pathlib.Path):
+    self.videos = videos
+    self.entries: list[VideoEntry] = []
+    self.missing: list[str] = []
+    self._resolver = PathResolver(videos)
+
+  def add(self, relative: str, label: int, labels: tuple[int, ...] = ()
+         ) -> None:
+    """Adds the video at `relative` ('/'-separated) under the folder."""
+    path = self._resolver.resolve(relative)
+    if path is None:
+      self.missing.append(relative)
+      path = self.videos / relative
+    self.entries.append(VideoEntry(str(path), label, labels))
+
+  def finish(self, error: Callable[[str], Exception], *, listed_in: str,
+             name: str) -> list[VideoEntry]:
+    """The entries; `error(problem)` if none is listed or none exists.
+
+    Args:
+      error: builds the reader's layout error from a problem.
+      listed_in: where the videos are listed, for messages.
+      name: the split's name, for the warning about missing videos.
+    """
+    if not self.entries:
+      raise error(f'{listed_in} lists no video')
+    if len(self.missing) == len(self.entries):
+      raise error(f'none of the {len(self.entries)} videos listed in '
+                  f'{listed_in} is under {self.videos}')
+    if self.missing:
+      logging.warning(
+          '%s: %d of %d listed videos are missing (kept so labels and eval '
+          'order do not shift; the loader skips and counts them), e.g. %s',
+          name, len(self.missing), len(self.entries), self.missing[:3])
+    return self.entries
+
+
+def check_official_split(dataset: str, split: str, splits: Iterable[str],
+                         fold: int) -> None:
+  """A ValueError unless `split` is one of `splits` and `fold` is 1-3."""
+  splits = tuple(splits)
+  if split not in splits:
+    raise ValueError(f'{dataset} split must be one of {splits}, got '
+                     f'{split!r}')
+  if fold not in (1, 2, 3):
+    raise ValueError(f'{dataset} split number (fold) must be 1, 2 or 3, got '
+                     f'{fold}')
+
+
+def require_folders(error: Callable[[str], Exception],
+                    *folders: pathlib.Path) -> None:
+  """`error('folder ... not found')` for the first folder that is missing."""
+  for folder in folders:
+    if not folder.is_dir():
+      raise error(f'folder {folder} not found')

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import pathlib
 
-from sideways_jax.data.files import PathResolver
+from sideways_jax.data.files import EntryCollector
+from sideways_jax.data.files import labelled_source
+from sideways_jax.data.files import read_lines
 from sideways_jax.data.files import VIDEO_EXTENSIONS
 from sideways_jax.data.files import VideoEntry
 from sideways_jax.data.files import VideoFileSource
-from sideways_jax.data.files import read_lines
-from sideways_jax.data.files import warn_missing
 from sideways_jax.data.sampling import ClipSpec
 from sideways_jax.data.source import DatasetLayoutError
 from sideways_jax.data.source import dataset_root
@@ -76,11 +76,8 @@ def folder_entries(root: str | os.PathLike[str] | None, *, split: str = 'all'
       raise _error(f"split file {list_file} not found (split='all' needs none)")
     relatives = [line.split()[0].replace('\\', '/')
                  for line in read_lines(list_file)]
-  if not relatives:
-    raise _error(f'split {split!r} has no video under {root}')
 
-  resolver = PathResolver(root)
-  entries, missing = [], []
+  collector = EntryCollector(root)
   for relative in relatives:
     label = 0
     if class_names:
@@ -89,21 +86,14 @@ def folder_entries(root: str | os.PathLike[str] | None, *, split: str = 'all'
         raise _error(f'{relative!r} is not <class>/<video> with a class '
                      f'folder of {root}')
       label = label_of[class_name]
-    path = resolver.resolve(relative)
-    if path is None:
-      missing.append(relative)
-      path = root / relative
-    entries.append(VideoEntry(str(path), label))
-  if len(missing) == len(entries):
-    raise _error(f'none of the {len(entries)} listed videos is under {root}')
-  warn_missing(f'folder {root.name} {split}', missing, len(entries))
+    collector.add(relative, label)
+  entries = collector.finish(_error, listed_in=f'split {split!r} of {root}',
+                             name=f'folder {root.name} {split}')
   return entries, class_names
 
 
 def folder_source(root: str | os.PathLike[str] | None, *, split: str,
                   spec: ClipSpec) -> VideoFileSource:
   """A folder of videos as a clip source (num_classes 0 if unlabelled)."""
-  entries, class_names = folder_entries(root, split=split)
-  return VideoFileSource(entries, num_classes=len(class_names), spec=spec,
-                         class_names=class_names,
+  return labelled_source(folder_entries(root, split=split), spec=spec,
                          name=f'folder/{split}')

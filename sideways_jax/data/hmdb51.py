@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import re
 
-from sideways_jax.data.files import PathResolver
+from sideways_jax.data.files import check_official_split
+from sideways_jax.data.files import EntryCollector
+from sideways_jax.data.files import labelled_source
+from sideways_jax.data.files import read_lines
+from sideways_jax.data.files import require_folders
 from sideways_jax.data.files import VideoEntry
 from sideways_jax.data.files import VideoFileSource
-from sideways_jax.data.files import read_lines
-from sideways_jax.data.files import warn_missing
 from sideways_jax.data.sampling import ClipSpec
 from sideways_jax.data.source import DatasetLayoutError
 from sideways_jax.data.source import dataset_root
@@ -48,16 +50,10 @@ def hmdb51_entries(root: str | os.PathLike[str] | None, *, split: str,
   Returns:
     (entries: classes in label order, videos in split-file order; class names).
   """
-  if split not in _TAGS:
-    raise ValueError(f'HMDB51 split must be one of {sorted(_TAGS)}, got '
-                     f'{split!r}')
-  if fold not in (1, 2, 3):
-    raise ValueError(f'HMDB51 split number (fold) must be 1, 2 or 3, got {fold}')
+  check_official_split('HMDB51', split, _TAGS, fold)
   root = dataset_root(root, 'hmdb51')
   videos, splits = root / 'videos', root / 'testTrainMulti_7030_splits'
-  for folder in (videos, splits):
-    if not folder.is_dir():
-      raise _error(f'folder {folder} not found')
+  require_folders(_error, videos, splits)
   pattern = re.compile(rf'^(.+)_test_split{fold}\.txt$')
   split_files = {}
   for path in splits.iterdir():
@@ -68,8 +64,7 @@ def hmdb51_entries(root: str | os.PathLike[str] | None, *, split: str,
     raise _error(f'no *_test_split{fold}.txt file in {splits}')
   class_names = sorted(split_files)
 
-  resolver = PathResolver(videos)
-  entries, missing = [], []
+  collector = EntryCollector(videos)
   for label, name in enumerate(class_names):
     count = 0
     for line_no, line in enumerate(read_lines(split_files[name]), 1):
@@ -77,28 +72,19 @@ def hmdb51_entries(root: str | os.PathLike[str] | None, *, split: str,
       if len(parts) != 2 or parts[1] not in ('0', '1', '2'):
         raise _error(f'{split_files[name].name}:{line_no}: bad line {line!r}, '
                      'expected "<video>.avi <0|1|2>"')
-      if parts[1] != _TAGS[split]:
-        continue
-      relative = f'{name}/{parts[0]}'
-      path = resolver.resolve(relative)
-      if path is None:
-        missing.append(relative)
-        path = videos / relative
-      entries.append(VideoEntry(str(path), label))
-      count += 1
+      if parts[1] == _TAGS[split]:
+        collector.add(f'{name}/{parts[0]}', label)
+        count += 1
     if count == 0:
       raise _error(f'class {name!r} has no {split} video in '
                    f'{split_files[name].name}')
-  if len(missing) == len(entries):
-    raise _error(f'none of the {len(entries)} {split} videos is under {videos}')
-  warn_missing(f'HMDB51 {split} split {fold}', missing, len(entries))
+  entries = collector.finish(_error, listed_in=f'the *_test_split{fold}.txt '
+                             'files', name=f'HMDB51 {split} split {fold}')
   return entries, class_names
 
 
 def hmdb51_source(root: str | os.PathLike[str] | None, *, split: str,
                   fold: int, spec: ClipSpec) -> VideoFileSource:
   """HMDB51 as a clip source."""
-  entries, class_names = hmdb51_entries(root, split=split, fold=fold)
-  return VideoFileSource(entries, num_classes=len(class_names), spec=spec,
-                         class_names=class_names,
-                         name=f'hmdb51/{split}{fold}')
+  return labelled_source(hmdb51_entries(root, split=split, fold=fold),
+                         spec=spec, name=f'hmdb51/{split}{fold}')

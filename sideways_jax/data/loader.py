@@ -13,12 +13,18 @@ Eval mode: one pass in index order; process p takes indices p, p+P, ...;
 every process yields the same number of batches, the last ones padded with
 zero videos whose 'example_valid' is False (and 'mask' all False).
 
-Corrupt videos (a source raising VideoReadError) are skipped with a warning
-and counted in `loader.stats`; an epoch never fails on one and labels never
-shift: in training the example is replaced by another one chosen from
-(seed, epoch, index, attempt), with that example's own label; in evaluation
-it becomes a padding example (example_valid False), so the metrics cover the
-readable videos only.
+Unreadable videos (a source raising VideoReadError: a zero-byte file, text
+named .avi, a missing file) are skipped with a warning and counted in
+`loader.stats`; an epoch never fails on one and labels never shift: in
+training the example is replaced by another video, the next of a
+permutation of the others drawn from (seed, epoch, index), with that
+video's own label; in evaluation it becomes a padding example
+(example_valid False) and is counted as not scored. Truncated videos are
+padded, never skipped (see `sampling`), and counted too. Counts cover the
+batches delivered (never the ones prefetched), and `get_state` /
+`set_state` carry them and the skip list over to a resumed process, so a
+resumed run sees the same batches and the same counts as one that ran
+through.
 
 Why not grain: clips need per-example generators, substitution of corrupt
 videos, eval padding and time-major collation, which would be custom code
@@ -31,38 +37,27 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
 import itertools
-import logging
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from sideways_jax.data.loader_stats import LoaderStats
+from sideways_jax.data.loader_stats import Slot
+from sideways_jax.data.source import AllVideosUnreadable
 from sideways_jax.data.source import ClipSource
 from sideways_jax.data.source import Example
+from sideways_jax.data.source import TRUNCATED
+from sideways_jax.data.source import UnreadableVideosError
 from sideways_jax.data.source import VideoReadError
 
 Batch = dict[str, np.ndarray]
 # Keys whose first axis is time: they are stacked on axis 1 (time-major).
 TIME_MAJOR_KEYS = ('video', 'mask')
 _PAD = -1  # slot index of an eval padding example
-
-
-@dataclasses.dataclass
-class LoaderStats:
-  """What the loader skipped; read it any time (it only grows).
-
-  Attributes:
-    num_skipped: corrupt examples skipped (each time one is met).
-    bad_indices: distinct source indices found unreadable.
-    messages: first error message per bad index.
-  """
-  num_skipped: int = 0
-  bad_indices: set[int] = dataclasses.field(default_factory=set)
-  messages: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def example_rng(seed: int, epoch: int, index: int,
@@ -127,7 +122,12 @@ class ClipLoader(Iterator[Batch]):
                                          batch_size)
     self.stats = LoaderStats()
     self.step = start_step  # batches delivered (including start_step)
+    self._start_step = start_step
     self._lock = threading.Lock()
+    # index -> error of every video a worker found unreadable, even in a
+    # prefetched batch: a failure depends on the file only (VideoReadError),
+    # so skipping a known one without decoding it changes no batch.
+    self._known_bad: dict[int, str] = {}
     self._template: Example | None = None
     self._slots = self._slot_iterator(start_step)
     self._window = prefetch * batch_size
@@ -151,7 +151,10 @@ class ClipLoader(Iterator[Batch]):
       raise StopIteration
     futures = [self._pending.popleft() for _ in range(self.batch_size)]
     self._fill()  # keep the workers busy while this batch is collated
-    batch = self._collate([f.result() for f in futures])
+    loaded = [f.result() for f in futures]
+    batch = self._collate(loaded)
+    for slot in loaded:  # In slot order, on this thread: deterministic.
+      self.stats.count(slot)
     self.step += 1
     return batch
 
@@ -181,6 +184,36 @@ class ClipLoader(Iterator[Batch]):
     if hasattr(self, '_pool'):  # __init__ may have failed before the pool
       self.close(wait=False)
 
+  # -- state -----------------------------------------------------------------
+
+  def get_state(self) -> dict[str, Any]:
+    """The skip list and counts after the batches delivered (JSON-ready).
+
+    Save it with the checkpoint of step `self.step`; `set_state` on a loader
+    made with `start_step` = that step restores it.
+    """
+    return self.stats.state(self.step)
+
+  def set_state(self, state: Mapping[str, Any]) -> None:
+    """Restores `get_state()` of the same step, before the first batch.
+
+    The videos it lists as unreadable are skipped without being read again,
+    as the first process skipped them, and the counts go on from its values.
+
+    Raises:
+      ValueError: a batch was already taken, the state is from another
+        step, or it is not a `get_state()` dict.
+    """
+    if self.step != self._start_step or self._pending:
+      raise ValueError('set_state must come before the first batch')
+    step, stats = LoaderStats.from_state(state)
+    if step != self.step:
+      raise ValueError(f'the loader state is from step {step} but this '
+                       f'loader starts at step {self.step}')
+    self.stats = stats
+    with self._lock:
+      self._known_bad.update(stats.messages)
+
   # -- scheduling ------------------------------------------------------------
 
   def _slot_iterator(self, start_step: int) -> Iterator[tuple[int, int]]:
@@ -207,43 +240,63 @@ class ClipLoader(Iterator[Batch]):
         return
       self._pending.append(self._pool.submit(self._load, *slot))
 
-  # -- one example -----------------------------------------------------------
+  # -- one example (worker threads) ------------------------------------------
 
-  def _load(self, epoch: int, index: int) -> Example | None:
-    """Returns the example for a slot, or None for padding / eval skip."""
+  def _candidates(self, epoch: int,
+                  index: int) -> Iterator[tuple[int, np.random.Generator]]:
+    """The video for a slot, then (training) its distinct replacements."""
+    yield index, example_rng(self.seed, epoch, index)
+    if not self.train:
+      return
+    # Drawn only once the slot's own video has failed.
+    others = np.random.default_rng([self.seed, epoch, index, 2**31 - 2]
+                                  ).permutation(len(self.source))
+    others = others[others != index][:self.max_substitutions]
+    for attempt, candidate in enumerate(others, 1):
+      yield int(candidate), example_rng(self.seed, epoch, index, attempt)
+
+  def _load(self, epoch: int, index: int) -> Slot:
+    """Loads a slot: its video, or in training the first readable stand-in.
+
+    Raises:
+      UnreadableVideosError: training met only unreadable videos in the
+        slot's candidates (AllVideosUnreadable when that is every video).
+    """
     if index == _PAD:
-      return None
-    candidate = index
-    for attempt in range(self.max_substitutions + 1):
-      rng = example_rng(self.seed, epoch, index, attempt)
-      if attempt:
-        candidate = int(rng.integers(len(self.source)))
-      if candidate in self.stats.bad_indices:
-        self._count_skip(candidate, None)  # known bad: no need to decode
-      else:
+      return Slot(None, (), None, True)
+    met = []
+    for candidate, rng in self._candidates(epoch, index):
+      error = self._known_bad.get(candidate)
+      if error is None:
         try:
-          example = self.source.get(candidate, rng)
+          example = dict(self.source.get(candidate, rng))
         except VideoReadError as e:
-          self._count_skip(candidate, e)
+          error = str(e)
+          with self._lock:
+            self._known_bad[candidate] = error
         else:
+          truncated = bool(example.pop(TRUNCATED, False))
           self._remember_template(example)
-          return example
-      if not self.train:
-        return None
-    raise RuntimeError(
-        f'{self.max_substitutions + 1} unreadable videos in a row while '
-        f'replacing index {index} (epoch {epoch}); {len(self.stats.bad_indices)}'
-        f' bad so far, e.g. {list(self.stats.messages.values())[:3]}')
+          return Slot(example, tuple(met),
+                      candidate if truncated else None, False)
+      met.append((candidate, error))
+    if not self.train:
+      return Slot(None, tuple(met), None, False)
+    raise self._unreadable_error(
+        len(met), met[-1][1], f' while replacing index {index} (epoch '
+        f'{epoch})')
 
-  def _count_skip(self, index: int, error: VideoReadError | None) -> None:
-    with self._lock:
-      self.stats.num_skipped += 1
-      new = index not in self.stats.bad_indices
-      self.stats.bad_indices.add(index)
-      if error is not None and new:
-        self.stats.messages[index] = str(error)
-    if error is not None and new:
-      logging.warning('skipping unreadable example %d: %s', index, error)
+  def _unreadable_error(self, tried: int, example: str,
+                        where: str = '') -> UnreadableVideosError:
+    """All videos unreadable, or `tried` different ones in a row."""
+    n = len(self.source)
+    if tried >= n or len(self._known_bad) >= n:
+      return AllVideosUnreadable(
+          f'all {n} videos of the data source are unreadable, e.g. {example}')
+    return UnreadableVideosError(
+        f'{tried} different videos in a row are unreadable{where}; '
+        f'{len(self._known_bad)} of {n} found unreadable so far, e.g. '
+        f'{example}')
 
   def _remember_template(self, example: Example) -> None:
     if self._template is None:
@@ -256,22 +309,28 @@ class ClipLoader(Iterator[Batch]):
       # Every example of this batch is padding: shapes come from any
       # readable example of the source.
       for index in range(len(self.source)):
-        if index in self.stats.bad_indices:
+        if index in self._known_bad:
           continue
         try:
-          self._remember_template(
-              self.source.get(index, example_rng(self.seed, 0, index)))
-          break
+          example = dict(self.source.get(index,
+                                         example_rng(self.seed, 0, index)))
         except VideoReadError as e:
-          self._count_skip(index, e)
+          with self._lock:
+            self._known_bad[index] = str(e)
+        else:
+          example.pop(TRUNCATED, None)
+          self._remember_template(example)
+          break
       else:
-        raise RuntimeError('no readable example in the source')
+        raise self._unreadable_error(len(self.source),
+                                     next(iter(self._known_bad.values())))
     assert self._template is not None
     return self._template
 
-  # -- batching --------------------------------------------------------------
+  # -- batching (main thread) ------------------------------------------------
 
-  def _collate(self, examples: list[Example | None]) -> Batch:
+  def _collate(self, loaded: list[Slot]) -> Batch:
+    examples = [item.example for item in loaded]
     valid = np.array([e is not None for e in examples])
     if not valid.all():
       pad = self._padding_example()
@@ -305,12 +364,15 @@ def make_loader(source: ClipSource, batch_size: int, *, seed: int,
     process_count: number of shards (default jax.process_count()).
     start_step: train mode: batches to skip without decoding them (resume
       the exact stream after a checkpoint at that step).
-    max_substitutions: train mode: replacements tried for a corrupt video
-      before giving up.
+    max_substitutions: train mode: distinct videos tried in place of an
+      unreadable one before giving up (UnreadableVideosError, or
+      AllVideosUnreadable when every video of the source failed).
 
   Returns:
-    An iterator over batches; `.stats` counts skipped corrupt videos,
-    `.batches_per_epoch` is this process's batch count per epoch.
+    An iterator over batches; `.stats` counts unreadable and truncated
+    videos (`.stats.as_dict()`), `.get_state()` / `.set_state()` carry the
+    skip list over a resume, `.batches_per_epoch` is this process's batch
+    count per epoch.
   """
   if process_index is None or process_count is None:
     import jax  # pylint: disable=g-import-not-at-top

@@ -9,8 +9,16 @@ Padding policy for videos shorter than the window (N < W): the window starts
 at frame 0 and keeps its stride; positions that fall past the last frame
 repeat the last real frame (edge padding) and get mask False. Edge padding
 rather than zeros keeps a padded frame in the image statistics of the clip,
-and the mask lets training and metrics ignore it. A video whose header
-promises more frames than decode is treated the same way.
+and the mask lets training and metrics ignore it.
+
+Truncated videos (the header promises more frames than decode) are padded,
+never skipped: when a clip's frames do not all decode, the video is read as
+the N' frames that do decode from its start, and the clip is drawn again
+from those N' frames with the same generator draws (padded as above when
+N' < W). The example says so ('truncated': True), and the loader counts it.
+The clip is then a function of the file and the generator only, whichever
+process or thread reads it. A video of which no frame decodes is unreadable
+(VideoReadError).
 
 Spatial. A square of side crop_fraction * min(H, W) is cut (random position
 and horizontal flip in training, centre and no flip in evaluation; the same
@@ -26,6 +34,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from sideways_jax.data.source import Example
+from sideways_jax.data.source import TRUNCATED
+from sideways_jax.data.source import VideoReadError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,26 +155,36 @@ def sample_clip(num_frames: int, read: Callable[[Sequence[int]], np.ndarray],
 
   Args:
     num_frames: N as the container reports it.
-    read: maps increasing frame indices to uint8 [n, H, W, 3] frames; may
-      return fewer frames than asked (a truncated video): the missing tail
-      is padded with mask False. Must return at least one frame.
+    read: maps increasing frame indices to uint8 [n, H, W, 3] frames; at the
+      first frame that does not decode it stops, returning the frames of
+      the first n indices, or raises VideoReadError if n would be 0.
     spec: the clip specification.
     rng: the only source of randomness (window start, crop, flip; drawn in
       this order).
     bgr: whether `read` returns BGR (OpenCV) rather than RGB frames.
 
   Returns:
-    {'video': uint8 [K, R, R, 3] RGB, 'mask': bool [K]}.
+    {'video': uint8 [K, R, R, 3] RGB, 'mask': bool [K], 'truncated': bool []}
+    (truncated: see the module docstring).
+
+  Raises:
+    VideoReadError: no frame of the video decodes.
   """
+  start = rng.bit_generator.state
   indices, mask = clip_frame_indices(num_frames, spec.clip_length,
                                      spec.stride, train=spec.train, rng=rng)
   real = indices[mask]  # strictly increasing: stride >= 1
-  frames = read(real)
-  if frames.shape[0] == 0:
-    raise ValueError('read() returned no frame')
-  if frames.shape[0] < real.shape[0]:
-    # Truncated video: frames past the last decoded one become padding.
-    mask = mask & (np.cumsum(mask) <= frames.shape[0])
+  try:
+    frames = read(real)
+  except VideoReadError:
+    frames = None  # The window lies past the frames that decode.
+  truncated = frames is None or frames.shape[0] < real.shape[0]
+  if truncated:
+    decodable = read(np.arange(num_frames))  # Raises if none decodes.
+    rng.bit_generator.state = start  # Same draws, as if N' were the length.
+    indices, mask = clip_frame_indices(decodable.shape[0], spec.clip_length,
+                                       spec.stride, train=spec.train, rng=rng)
+    frames = decodable[indices[mask]]
   box = crop_box(frames.shape[1], frames.shape[2], spec.crop_fraction,
                  train=spec.train, rng=rng)
   flip = spec.train and bool(rng.integers(0, 2))
@@ -178,4 +198,5 @@ def sample_clip(num_frames: int, read: Callable[[Sequence[int]], np.ndarray],
     video = video[..., ::-1]
   if flip:
     video = video[:, :, ::-1]
-  return {'video': np.ascontiguousarray(video), 'mask': mask}
+  return {'video': np.ascontiguousarray(video), 'mask': mask,
+          TRUNCATED: np.asarray(truncated)}

@@ -19,16 +19,26 @@ import numpy as np
 #   'video': uint8 [K, H, W, 3]  (RGB)
 #   'label': int32 []
 #   'mask':  bool  [K]           True for a real frame, False for padding.
+#   'truncated': bool []         optional: the video decoded fewer frames
+#                                than its header promised (see
+#                                sampling.sample_clip); the loader counts it
+#                                and leaves the key out of batches.
 # Sources may add keys (e.g. CATER's multi-hot 'labels': bool [C]); the loader
 # stacks them along a new batch axis.
 Example = dict[str, np.ndarray]
+TRUNCATED = 'truncated'
 
 DATA_ROOT_ENV = 'SIDEWAYS_JAX_DATA_ROOT'
 
 
 @runtime_checkable
 class ClipSource(Protocol):
-  """A random-access collection of video clips."""
+  """A random-access collection of video clips.
+
+  A source may also set `deterministic = True` when its examples ignore the
+  generator `get` receives; only such a source can be cached in memory
+  (`sideways_jax.data.cache`).
+  """
 
   num_classes: int  # 0 for unlabelled (auto-encoding) sources.
 
@@ -54,10 +64,12 @@ class DatasetLayoutError(FileNotFoundError):
 
 
 class VideoReadError(RuntimeError):
-  """One video could not be opened or decoded.
+  """One video could not be opened or decoded at all.
 
   The loader catches exactly this error to skip a corrupt video (and count
-  it); anything else is a bug and propagates.
+  it); anything else is a bug and propagates. It depends on the file only,
+  never on which clip was asked for: a video of which some frames decode is
+  read as truncated instead (padded, never skipped).
   """
 
   def __init__(self, path: str, reason: str):
@@ -98,3 +110,14 @@ def layout_error(dataset: str, problem: str, layout: str,
       'data/README.md), or point to a prepared copy with '
       f'--config.data.root=PATH (or ${DATA_ROOT_ENV}); decoding videos needs '
       "OpenCV: pip install -e '.[video]'")
+
+
+class UnreadableVideosError(ValueError):
+  """Too many videos in a row could not be read: the data, not the code.
+
+  The message is one line (how many, and an example of the errors).
+  """
+
+
+class AllVideosUnreadable(UnreadableVideosError):
+  """Every video of a source is unreadable (e.g. a folder of corrupt files)."""

@@ -107,6 +107,11 @@ class TfdsUcf101Source:
   def __len__(self) -> int:
     return len(self._data)
 
+  @property
+  def deterministic(self) -> bool:
+    """Evaluation clips ignore the rng (centred window, no crop or flip)."""
+    return not self.spec.train
+
   def get(self, index: int, rng: np.random.Generator) -> Example:
     """Samples one clip; raises VideoReadError for undecodable frames."""
     record = self._data[index]

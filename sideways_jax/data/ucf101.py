@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import pathlib
 
-from sideways_jax.data.files import PathResolver
+from sideways_jax.data.files import check_official_split
+from sideways_jax.data.files import EntryCollector
+from sideways_jax.data.files import labelled_source
+from sideways_jax.data.files import read_lines
+from sideways_jax.data.files import require_folders
 from sideways_jax.data.files import VideoEntry
 from sideways_jax.data.files import VideoFileSource
-from sideways_jax.data.files import read_lines
-from sideways_jax.data.files import warn_missing
 from sideways_jax.data.sampling import ClipSpec
 from sideways_jax.data.source import DatasetLayoutError
 from sideways_jax.data.source import dataset_root
@@ -50,23 +52,18 @@ def ucf101_entries(root: str | os.PathLike[str] | None, *, split: str,
   Returns:
     (entries in list order, class names indexed by label).
   """
-  if split not in ('train', 'test'):
-    raise ValueError(f"UCF101 split must be 'train' or 'test', got {split!r}")
-  if fold not in (1, 2, 3):
-    raise ValueError(f'UCF101 fold must be 1, 2 or 3, got {fold}')
+  check_official_split('UCF101', split, ('train', 'test'), fold)
   root = dataset_root(root, 'ucf101')
   videos, lists = root / 'UCF-101', root / 'ucfTrainTestlist'
-  for folder in (videos, lists):
-    if not folder.is_dir():
-      raise _error(f'folder {folder} not found')
+  require_folders(_error, videos, lists)
   class_names = _read_class_index(lists / 'classInd.txt')
   by_lower = {name.lower(): i for i, name in enumerate(class_names)}
 
   list_file = lists / f'{split}list0{fold}.txt'
   if not list_file.is_file():
     raise _error(f'split file {list_file} not found')
-  resolver = PathResolver(videos)
-  entries, missing, per_class = [], [], [0] * len(class_names)
+  collector = EntryCollector(videos)
+  per_class = [0] * len(class_names)
   for line_no, line in enumerate(read_lines(list_file), 1):
     parts = line.split()
     relative = parts[0].replace('\\', '/')
@@ -82,21 +79,13 @@ def ucf101_entries(root: str | os.PathLike[str] | None, *, split: str,
       raise _error(f'{list_file.name}:{line_no}: label {parts[1]} disagrees '
                    f'with the folder {relative.split("/")[0]!r} '
                    f'(classInd says {label + 1})')
-    path = resolver.resolve(relative)
-    if path is None:
-      missing.append(relative)
-      path = videos / relative
-    entries.append(VideoEntry(str(path), label))
+    collector.add(relative, label)
     per_class[label] += 1
-  if not entries:
-    raise _error(f'split file {list_file} lists no video')
-  if len(missing) == len(entries):
-    raise _error(f'none of the {len(entries)} videos of {list_file.name} is '
-                 f'under {videos}')
+  entries = collector.finish(_error, listed_in=f'split file {list_file}',
+                             name=f'UCF101 {split} fold {fold}')
   empty = [class_names[i] for i, n in enumerate(per_class) if n == 0]
   if empty:
     raise _error(f'{list_file.name} has no video of class(es) {empty[:5]}')
-  warn_missing(f'UCF101 {split} fold {fold}', missing, len(entries))
   return entries, class_names
 
 
@@ -121,7 +110,5 @@ def _read_class_index(path: pathlib.Path) -> list[str]:
 def ucf101_source(root: str | os.PathLike[str] | None, *, split: str,
                   fold: int, spec: ClipSpec) -> VideoFileSource:
   """UCF101 as a clip source."""
-  entries, class_names = ucf101_entries(root, split=split, fold=fold)
-  return VideoFileSource(entries, num_classes=len(class_names), spec=spec,
-                         class_names=class_names,
-                         name=f'ucf101/{split}{fold}')
+  return labelled_source(ucf101_entries(root, split=split, fold=fold),
+                         spec=spec, name=f'ucf101/{split}{fold}')

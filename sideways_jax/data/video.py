@@ -75,7 +75,8 @@ class VideoFile:
     """Number of frames: from the container header, counted if absent.
 
     The header count can exceed what decodes (truncated files); `read`
-    then returns fewer frames and the clip pads, see sampling.sample_clip.
+    then returns fewer frames and the clip is padded, see
+    sampling.sample_clip.
     """
     n = int(self._cap.get(self._cv2.CAP_PROP_FRAME_COUNT))
     if n > 0:
@@ -92,10 +93,11 @@ class VideoFile:
   def read(self, indices: Sequence[int]) -> np.ndarray:
     """Decodes frames at increasing `indices`; returns uint8 BGR [n, H, W, 3].
 
-    Stops early at the end of the stream or at the first undecodable frame,
-    so n may be smaller than len(indices) (then the frames returned are those
-    of the first n indices). n == 0 raises VideoReadError. Calls may repeat;
-    going back in the video reopens it.
+    Stops early at the end of the stream, at the first undecodable frame
+    or at the first frame whose size differs from the first one's, so n may
+    be smaller than len(indices) (then the frames returned are those of the
+    first n indices). n == 0 raises VideoReadError. Calls may repeat; going
+    back in the video reopens it.
     """
     wanted = [int(i) for i in indices]
     if any(b <= a for a, b in zip(wanted, wanted[1:])) or (
@@ -119,15 +121,16 @@ class VideoFile:
         ok, frame = self._cap.retrieve()
         if not ok or frame is None:
           break
-        frames.append(_as_bgr(frame))
+        frame = _as_bgr(frame)
+        if frames and frame.shape != frames[0].shape:
+          break  # A size change ends the readable part, like a bad frame.
+        frames.append(frame)
     except self._cv2.error as e:
       if not frames:
         raise VideoReadError(self.path, f'OpenCV error: {e}') from e
     if not frames:
       raise VideoReadError(self.path, 'no decodable frame at the requested '
                            f'indices {wanted[:4]}...')
-    if any(f.shape != frames[0].shape for f in frames):
-      raise VideoReadError(self.path, 'frame size changes within the video')
     return np.stack(frames)
 
   def _seek(self, target: int) -> None:

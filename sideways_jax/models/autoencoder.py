@@ -27,46 +27,38 @@ def conv_autoencoder_layers(*, out_channels: int = 3,
                             strides: Sequence[int] = simple_cnn.STRIDES,
                             output_activation: blocks.OutputActivation =
                             'sigmoid',
-                            impl: layers.Impl = 'auto'
+                            impl: layers.Impl = 'auto',
+                            dtype: layers.Dtype | None = None,
+                            param_dtype: layers.Dtype = layers.PARAM_DTYPE
                            ) -> tuple[partition.Layer, ...]:
-  """The auto-encoder as named layers: conv1 ... conv5, decoder."""
-  if output_activation not in ('sigmoid', 'linear'):
-    raise ValueError("output_activation must be 'sigmoid' or 'linear', got "
-                     f'{output_activation!r}')
-  encoder = simple_cnn.conv_encoder_layers(
-      channels=channels, strides=strides, impl=impl,
-      input_multiple=math.prod(strides))
-  decoder = blocks.ConvDecoder(
-      encoder_features=tuple(channels), encoder_strides=tuple(strides),
-      out_channels=out_channels, output_activation=output_activation,
-      impl=impl)
-  return (*encoder, partition.Layer('decoder', decoder))
-
-
-def conv_autoencoder(*, out_channels: int = 3,
-                     num_stages: int | None = None,
-                     boundaries: Sequence[int] | None = None,
-                     frame_shape: Sequence[int] = (112, 112, 3),
-                     channels: Sequence[int] = simple_cnn.CHANNELS,
-                     output_activation: blocks.OutputActivation = 'sigmoid',
-                     impl: layers.Impl = 'auto'
-                    ) -> tuple[partition.Stage, ...]:
-  """The auto-encoder as a stage chain mapping [B, H, W, C] to [B, H, W, C].
+  """The auto-encoder as named layers: conv1 ... conv5, decoder.
 
   Args:
     out_channels: channels of the frames (input and reconstruction).
-    num_stages: cut into this many FLOP-balanced stages (default: 6, five
-      encoder stages and the decoder, as in the paper).
-    boundaries: explicit cuts instead (layer indices opening a stage).
-    frame_shape: (H, W, C) used only to count FLOPs for `num_stages`.
     channels: encoder widths (default the paper's; smaller ones for tests).
+    strides: encoder strides; the decoder mirrors them.
     output_activation: 'sigmoid' or 'linear' on the reconstruction.
-    impl: convolution implementation, see `sideways_jax.layers.Conv`.
+    impl, dtype, param_dtype: how the layers compute and store parameters,
+      see `sideways_jax.models.blocks`.
 
   Returns:
-    The stages, bottom first.
+    The six named layers, bottom first.
   """
-  return partition.make_stages(
-      conv_autoencoder_layers(out_channels=out_channels, channels=channels,
-                              output_activation=output_activation, impl=impl),
-      num_stages=num_stages, boundaries=boundaries, frame_shape=frame_shape)
+  if output_activation not in ('sigmoid', 'linear'):
+    raise ValueError("output_activation must be 'sigmoid' or 'linear', got "
+                     f'{output_activation!r}')
+  precision = dict(impl=impl, dtype=dtype, param_dtype=param_dtype)
+  encoder = simple_cnn.conv_encoder_layers(
+      channels=channels, strides=strides, input_multiple=math.prod(strides),
+      **precision)
+  decoder = blocks.ConvDecoder(
+      encoder_features=tuple(channels), encoder_strides=tuple(strides),
+      out_channels=out_channels, output_activation=output_activation,
+      **precision)
+  return (*encoder, partition.Layer('decoder', decoder))
+
+
+conv_autoencoder = partition.stage_builder(
+    conv_autoencoder_layers, 'The auto-encoder as a stage chain mapping [B, '
+    'H, W, C] to [B, H, W, C]; by default six stages: five encoder layers '
+    'and the decoder (the paper\'s cut).')

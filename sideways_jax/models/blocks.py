@@ -9,6 +9,11 @@ whose gradients stay fast inside the engine's scan over frames on CPU.
 Batchnorm normalises over the batch of the current frame (per-frame
 statistics), and uses its running averages in eval mode. Dropout draws from
 the rng collection 'dropout' and is active only when `train` is true.
+
+Every layer takes `dtype` (the compute dtype; None: promoted from input and
+parameters) and `param_dtype` (where parameters are stored), with
+`flax.linen`'s meaning, and hands them to every submodule it builds: params
+fp32 and `dtype=jnp.bfloat16` computes in bf16.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ import jax.numpy as jnp
 from sideways_jax import layers
 
 OutputActivation = Literal['sigmoid', 'linear']
+
+
+def check_num_classes(num_classes: int) -> None:
+  """A ValueError unless a classifier has at least one logit."""
+  if num_classes < 1:
+    raise ValueError(f'num_classes must be >= 1, got {num_classes}')
 
 
 class ConvLayer(nn.Module):
@@ -42,6 +53,8 @@ class ConvLayer(nn.Module):
       of it (a model whose decoder mirrors this encoder needs this to give
       back the input's shape); checked at trace time.
     impl: convolution implementation, see `sideways_jax.layers.Conv`.
+    dtype: compute dtype (see the module docstring).
+    param_dtype: parameter dtype.
   """
   features: int
   kernel_size: int
@@ -52,6 +65,8 @@ class ConvLayer(nn.Module):
   bn_momentum: float = 0.9
   input_multiple: int = 1
   impl: layers.Impl = 'auto'
+  dtype: layers.Dtype | None = None
+  param_dtype: layers.Dtype = layers.PARAM_DTYPE
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -63,10 +78,12 @@ class ConvLayer(nn.Module):
     k, s = self.kernel_size, self.stride
     x = layers.Conv(self.features, (k, k), strides=(s, s), padding='SAME',
                     use_bias=not self.batch_norm, impl=self.impl,
+                    dtype=self.dtype, param_dtype=self.param_dtype,
                     name='conv')(x)
     if self.batch_norm:
       x = nn.BatchNorm(use_running_average=not train,
-                       momentum=self.bn_momentum, name='bn')(x)
+                       momentum=self.bn_momentum, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name='bn')(x)
     x = nn.relu(x)
     if self.pool_window:
       # SAME pooling (like Caffe's ceil-mode pooling) keeps tiny frames from
@@ -85,17 +102,22 @@ class DenseLayer(nn.Module):
     dropout_rate: probability of dropping a unit in training; 0 disables it.
     flatten: flatten [B, ...] to [B, -1] first (the first FC layer after the
       convolutions).
+    dtype: compute dtype (see the module docstring).
+    param_dtype: parameter dtype.
   """
   features: int
   relu: bool = True
   dropout_rate: float = 0.0
   flatten: bool = False
+  dtype: layers.Dtype | None = None
+  param_dtype: layers.Dtype = layers.PARAM_DTYPE
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     if self.flatten:
       x = x.reshape(x.shape[0], -1)
-    x = nn.Dense(self.features, name='dense')(x)
+    x = nn.Dense(self.features, dtype=self.dtype,
+                 param_dtype=self.param_dtype, name='dense')(x)
     if self.relu:
       x = nn.relu(x)
     if self.dropout_rate > 0.0:
@@ -105,14 +127,23 @@ class DenseLayer(nn.Module):
 
 
 class GlobalPoolHead(nn.Module):
-  """Global average pool over H and W, then a linear layer to logits."""
+  """Global average pool over H and W, then a linear layer to logits.
+
+  Attributes:
+    num_classes: width of the logits.
+    dtype: compute dtype (see the module docstring).
+    param_dtype: parameter dtype.
+  """
   num_classes: int
+  dtype: layers.Dtype | None = None
+  param_dtype: layers.Dtype = layers.PARAM_DTYPE
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     del train  # Nothing here behaves differently in training.
     x = jnp.mean(x, axis=(1, 2))  # [B, C]
-    return nn.Dense(self.num_classes, name='dense')(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype,
+                    param_dtype=self.param_dtype, name='dense')(x)
 
 
 class ConvDecoder(nn.Module):
@@ -131,6 +162,8 @@ class ConvDecoder(nn.Module):
     kernel_size: square kernel side of every transposed conv.
     output_activation: 'sigmoid' or 'linear'.
     impl: convolution implementation, see `sideways_jax.layers.ConvTranspose`.
+    dtype: compute dtype (see the module docstring).
+    param_dtype: parameter dtype.
   """
   encoder_features: Sequence[int]
   encoder_strides: Sequence[int]
@@ -138,6 +171,8 @@ class ConvDecoder(nn.Module):
   kernel_size: int = 3
   output_activation: OutputActivation = 'sigmoid'
   impl: layers.Impl = 'auto'
+  dtype: layers.Dtype | None = None
+  param_dtype: layers.Dtype = layers.PARAM_DTYPE
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -154,6 +189,7 @@ class ConvDecoder(nn.Module):
       s = self.encoder_strides[i]
       x = layers.ConvTranspose(widths[i], (k, k), strides=(s, s),
                                padding='SAME', impl=self.impl,
+                               dtype=self.dtype, param_dtype=self.param_dtype,
                                name=f'deconv{j + 1}')(x)
       if j < depth - 1:
         x = nn.relu(x)

@@ -115,9 +115,14 @@ def _param_count(variables: Mapping[str, Any]) -> int:
              for leaf in jax.tree.leaves(variables.get('params', {})))
 
 
-def _trace(module: nn.Module,
-           x: jax.ShapeDtypeStruct) -> tuple[int, jax.ShapeDtypeStruct, int]:
-  """(FLOPs per frame, output spec, param count) of one module on `x`."""
+def _trace(module: nn.Module, x: jax.ShapeDtypeStruct,
+           axis_name: str | None = None
+           ) -> tuple[int, jax.ShapeDtypeStruct, int]:
+  """(FLOPs per frame, output spec, param count) of one module on `x`.
+
+  `axis_name`: an axis the module's BatchNorm averages over, bound to one
+  member while tracing.
+  """
   flops = [0]
 
   def count(next_fun, args, kwargs, context):
@@ -127,10 +132,17 @@ def _trace(module: nn.Module,
     return out
 
   key = jax.random.key(0)
+  def init(a):
+    return module.init_with_output({'params': key, 'dropout': key}, a,
+                                   train=False)
+
   with nn.intercept_methods(count):
-    out, variables = jax.eval_shape(
-        lambda x: module.init_with_output(
-            {'params': key, 'dropout': key}, x, train=False), x)
+    if axis_name is None:
+      out, variables = jax.eval_shape(init, x)
+    else:
+      out, variables = jax.eval_shape(
+          lambda a: jax.tree.map(lambda v: v[0], jax.vmap(
+              init, axis_name=axis_name)(a[None])), x)
   return flops[0] // x.shape[0], out, _param_count(variables)
 
 
@@ -141,22 +153,28 @@ def _as_spec(example_frame: Any) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct((1, *shape[1:]), example_frame.dtype)
 
 
-def describe_layers(layer_list: Sequence[Any],
-                    example_frame: Any) -> tuple[LayerSummary, ...]:
+def describe_layers(layer_list: Sequence[Any], example_frame: Any, *,
+                    axis_name: str | None = None
+                    ) -> tuple[LayerSummary, ...]:
   """Summaries of each named layer (`partition.Layer`) of a network.
 
   Args:
-    layer_list: `(name, module)` pairs, bottom first.
+    layer_list: `(name, module)` pairs, bottom first; a module may also be
+      a `partition.Factory` or `partition.Function`.
     example_frame: an array or `jax.ShapeDtypeStruct` [B, ...] for the first
       layer; only its shape and dtype are used.
+    axis_name: the axis the layers' BatchNorm averages over, if any.
 
   Returns:
     One `LayerSummary` per layer; `flops` is per frame.
   """
+  from sideways_jax.models import partition  # pylint: disable=g-import-not-at-top
   x = _as_spec(example_frame)
   rows = []
   for name, module in layer_list:
-    flops, x, num_params = _trace(module, x)
+    # As a one-layer stage: the layer is called as a stage would call it.
+    flops, x, num_params = _trace(partition.group_layers([partition.Layer(name, module)], ())[0], x,
+                                  axis_name)
     rows.append(LayerSummary(name, num_params, tuple(x.shape[1:]), flops))
   return tuple(rows)
 

@@ -13,7 +13,8 @@ partitions of the same network by name (`regroup_variables`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+import inspect
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -24,9 +25,76 @@ from sideways_jax.models.describe import describe_layers
 
 
 class Layer(NamedTuple):
-  """One named layer of a network, before it is grouped into stages."""
+  """One named layer of a network, before it is grouped into stages.
+
+  `module` is a Flax module (called with the mode in its own convention, see
+  `mode_kwargs`), a `Factory` or a `Function`.
+  """
   name: str
-  module: nn.Module
+  module: Any
+
+
+class Factory(NamedTuple):
+  """A layer built when called: `build(train) -> flax module`."""
+  build: Callable[[bool], nn.Module]
+
+
+class Function(NamedTuple):
+  """A parameter-free layer: `fn(x) -> y`."""
+  fn: Callable[[jax.Array], jax.Array]
+
+
+class Modes(NamedTuple):
+  """A `Factory`'s two modules, built once outside any parent module.
+
+  (Built inside a stage's call, Flax would name them itself.)
+  """
+  train: nn.Module
+  eval: nn.Module
+
+
+def resolve_layer(layer: Any) -> Any:
+  """A layer as a stage stores it: a `Factory` becomes its `Modes`."""
+  if isinstance(layer, Factory):
+    return Modes(layer.build(True), layer.build(False))
+  return layer
+
+
+# Call keywords by which Flax modules take the mode, and how to set them.
+_MODE_KEYWORDS = (('train', lambda train: train),
+                  ('deterministic', lambda train: not train),
+                  ('use_running_average', lambda train: not train))
+
+
+def mode_kwargs(module: nn.Module, train: bool) -> dict[str, bool]:
+  """The keyword that tells `module` the mode, in its own convention.
+
+  Empty when its `__call__` takes none of them, or when the module already
+  fixes the value as an attribute (Flax refuses it set twice).
+  """
+  parameters = inspect.signature(type(module).__call__).parameters
+  for keyword, value in _MODE_KEYWORDS:
+    if keyword in parameters:
+      if getattr(module, keyword, None) is not None:
+        return {}
+      return {keyword: value(train)}
+  return {}
+
+
+def call_layer(parent: nn.Module, name: str, layer: Any, x: jax.Array,
+               train: bool) -> jax.Array:
+  """Applies one layer inside `parent`, its variables keyed by `name`.
+
+  `layer` is a Flax module, `Modes` (see `resolve_layer`) or a `Function`.
+  """
+  if isinstance(layer, Function):
+    return layer.fn(x)
+  module = (layer.train if train else layer.eval) if isinstance(
+      layer, Modes) else layer
+  # Cloning under the parent with an explicit name keys the variables by
+  # the layer's name (as in the uncut model), not by position.
+  return module.clone(parent=parent, name=name)(x, **mode_kwargs(module,
+                                                                 train))
 
 
 class Stage(nn.Module):
@@ -44,9 +112,7 @@ class Stage(nn.Module):
     if len(self.layers) != len(self.names):
       raise ValueError(f'{len(self.layers)} layers but {len(self.names)} names')
     for name, layer in zip(self.names, self.layers):
-      # Cloning under this stage with an explicit name keys the variables by
-      # layer name rather than by position, so partitions can swap weights.
-      x = layer.clone(parent=self, name=name)(x, train=train)
+      x = call_layer(self, name, layer, x, train)
     return x
 
 
@@ -94,9 +160,19 @@ def group_layers(layer_list: Sequence[Layer],
   if len(set(names)) != len(names):
     raise ValueError(f'layer names must be unique, got {names}')
   return tuple(
-      Stage(layers=tuple(l.module for l in layer_list[s]),
+      Stage(layers=tuple(resolve_layer(l.module) for l in layer_list[s]),
             names=tuple(l.name for l in layer_list[s]))
       for s in stage_slices(boundaries, len(layer_list)))
+
+
+def check_num_stages(num_stages: int, num_layers: int) -> None:
+  """Raises a ValueError unless 1 <= num_stages <= num_layers."""
+  if num_stages < 1:
+    raise ValueError(f'num_stages must be >= 1, got {num_stages}')
+  if num_stages > num_layers:
+    raise ValueError(
+        f'cannot cut {num_layers} layers into {num_stages} stages: every '
+        f'stage needs at least one layer, so use at most {num_layers} stages')
 
 
 def balanced_boundaries(costs: Sequence[float],
@@ -118,12 +194,7 @@ def balanced_boundaries(costs: Sequence[float],
     ValueError: if num_stages < 1 or > len(costs), or a cost is negative.
   """
   n = len(costs)
-  if num_stages < 1:
-    raise ValueError(f'num_stages must be >= 1, got {num_stages}')
-  if num_stages > n:
-    raise ValueError(
-        f'cannot cut {n} layers into {num_stages} stages: every stage needs '
-        f'at least one layer, so use at most {n} stages')
+  check_num_stages(num_stages, n)
   if any(c < 0 for c in costs):
     raise ValueError(f'costs must be non-negative, got {list(costs)}')
   prefix = [0]
@@ -151,23 +222,33 @@ def balanced_boundaries(costs: Sequence[float],
 def make_stages(layer_list: Sequence[Layer], *,
                 num_stages: int | None = None,
                 boundaries: Sequence[int] | None = None,
-                frame_shape: Sequence[int] = (112, 112, 3)
+                frame_shape: Sequence[int] | None = None,
+                batch_axis_name: str | None = None
                ) -> tuple[Stage, ...]:
   """Cuts a network's layers into stages.
 
-  With neither argument, one layer per stage (the paper's cuts). With
-  `boundaries`, exactly those cuts. With `num_stages`, the partition that
-  minimises the largest stage's forward FLOPs per frame at `frame_shape`
-  (FLOPs of the fully-connected layers depend on the resolution).
+  With neither `num_stages` nor `boundaries`, one layer per stage (the
+  paper's cuts); `num_stages` equal to the number of layers is the same.
+  With `boundaries`, exactly those cuts. With any other `num_stages`, the
+  partition that minimises the largest stage's forward FLOPs per frame of
+  shape `frame_shape` (FLOPs of fully-connected layers depend on the
+  resolution, so it has no default).
 
   Args:
     layer_list: the network's named layers, bottom first.
     num_stages: number of stages for a FLOP-balanced partition.
     boundaries: explicit cuts (indices of layers opening a stage, not 0).
-    frame_shape: one frame's shape (H, W, C), for the FLOP counts.
+    frame_shape: one frame's shape (H, W, C), for the FLOP counts; required
+      by a balanced cut, unused otherwise.
+    batch_axis_name: the axis the layers' BatchNorm averages over (bound to
+      one member while counting FLOPs), if any.
 
   Returns:
     The stages, bottom first.
+
+  Raises:
+    ValueError: both num_stages and boundaries, bad cuts, or a balanced
+      cut without frame_shape.
   """
   layer_list = tuple(layer_list)
   n = len(layer_list)
@@ -177,15 +258,55 @@ def make_stages(layer_list: Sequence[Layer], *,
     return group_layers(layer_list, boundaries)
   if num_stages is None or num_stages == n:
     return group_layers(layer_list, range(1, n))
-  if num_stages < 1:
-    raise ValueError(f'num_stages must be >= 1, got {num_stages}')
-  if num_stages > n:
+  check_num_stages(num_stages, n)
+  if frame_shape is None:
     raise ValueError(
-        f'cannot cut {n} layers into {num_stages} stages: every stage needs '
-        f'at least one layer, so use at most {n} stages')
+        f'cutting {n} layers into {num_stages} FLOP-balanced stages needs '
+        'frame_shape=(H, W, C) of one input frame: the FLOPs of each layer '
+        'depend on it')
   example = jax.ShapeDtypeStruct((1, *frame_shape), jnp.float32)
-  costs = [row.flops for row in describe_layers(layer_list, example)]
+  costs = [row.flops for row in describe_layers(
+      layer_list, example, axis_name=batch_axis_name)]
   return group_layers(layer_list, balanced_boundaries(costs, num_stages))
+
+
+def stage_builder(layers_fn: Callable[..., Sequence[Layer]],
+                  summary: str) -> Callable[..., tuple[Stage, ...]]:
+  """A model's stage builder from its layer-list builder.
+
+  The builder takes `layers_fn`'s arguments plus the keyword-only cut
+  arguments of `make_stages` (num_stages, boundaries, frame_shape), and its
+  signature says so (`inspect.signature` shows all of them).
+
+  Args:
+    layers_fn: returns the network's named layers.
+    summary: the builder's one-line docstring.
+
+  Returns:
+    `fn(*layers_args, num_stages=None, boundaries=None, frame_shape=None,
+    **layers_kwargs) -> tuple[Stage, ...]`.
+  """
+
+  def build(*args: Any, num_stages: int | None = None,
+            boundaries: Sequence[int] | None = None,
+            frame_shape: Sequence[int] | None = None,
+            **kwargs: Any) -> tuple[Stage, ...]:
+    return make_stages(layers_fn(*args, **kwargs), num_stages=num_stages,
+                       boundaries=boundaries, frame_shape=frame_shape)
+
+  cut = [p for p in inspect.signature(make_stages).parameters.values()
+         if p.kind == p.KEYWORD_ONLY]
+  layer_params = inspect.signature(layers_fn).parameters.values()
+  build.__signature__ = inspect.Signature(
+      [*layer_params, *cut], return_annotation=tuple[Stage, ...])
+  build.__name__ = build.__qualname__ = layers_fn.__name__.removesuffix(
+      '_layers')
+  build.__module__ = layers_fn.__module__
+  build.__doc__ = (f'{summary}\n\nTakes the arguments of '
+                   f'`{layers_fn.__name__}` and the cut of `make_stages`: '
+                   'num_stages (FLOP-balanced), boundaries (explicit) and '
+                   'frame_shape (required by a balanced cut).')
+  return build
 
 
 def regroup_variables(variables: Sequence[Mapping[str, Any]],

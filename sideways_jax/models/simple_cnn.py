@@ -19,48 +19,44 @@ STRIDES = (2, 1, 2, 1, 2)
 
 def conv_encoder_layers(*, channels: Sequence[int] = CHANNELS,
                         strides: Sequence[int] = STRIDES,
-                        input_multiple: int = 1,
-                        impl: layers.Impl = 'auto'
+                        input_multiple: int = 1, impl: layers.Impl = 'auto',
+                        dtype: layers.Dtype | None = None,
+                        param_dtype: layers.Dtype = layers.PARAM_DTYPE
                        ) -> tuple[partition.Layer, ...]:
   """The five 3x3 conv + ReLU layers shared with the auto-encoder."""
   if len(channels) != len(strides):
     raise ValueError(f'{len(channels)} channels but {len(strides)} strides')
   return tuple(
       partition.Layer(f'conv{i + 1}', blocks.ConvLayer(
-          features=c, kernel_size=3, stride=s, impl=impl,
+          features=c, kernel_size=3, stride=s, impl=impl, dtype=dtype,
+          param_dtype=param_dtype,
           input_multiple=input_multiple if i == 0 else 1))
       for i, (c, s) in enumerate(zip(channels, strides)))
 
 
 def simple_cnn_layers(num_classes: int, *, channels: Sequence[int] = CHANNELS,
-                      impl: layers.Impl = 'auto'
+                      impl: layers.Impl = 'auto',
+                      dtype: layers.Dtype | None = None,
+                      param_dtype: layers.Dtype = layers.PARAM_DTYPE
                      ) -> tuple[partition.Layer, ...]:
-  """Simple-CNN as named layers: conv1 ... conv5, head."""
-  if num_classes < 1:
-    raise ValueError(f'num_classes must be >= 1, got {num_classes}')
-  return (*conv_encoder_layers(channels=channels, impl=impl),
-          partition.Layer('head', blocks.GlobalPoolHead(num_classes)))
-
-
-def simple_cnn(num_classes: int, *, num_stages: int | None = None,
-               boundaries: Sequence[int] | None = None,
-               frame_shape: Sequence[int] = (112, 112, 3),
-               channels: Sequence[int] = CHANNELS,
-               impl: layers.Impl = 'auto') -> tuple[partition.Stage, ...]:
-  """Simple-CNN as a stage chain mapping frames [B, H, W, C] to logits.
+  """Simple-CNN as named layers: conv1 ... conv5, head.
 
   Args:
     num_classes: width of the logits.
-    num_stages: cut into this many FLOP-balanced stages (default: 6, one
-      layer per stage as in the paper).
-    boundaries: explicit cuts instead (layer indices opening a stage).
-    frame_shape: (H, W, C) used only to count FLOPs for `num_stages`.
     channels: conv widths (default the paper's; smaller ones for tests).
-    impl: convolution implementation, see `sideways_jax.layers.Conv`.
+    impl, dtype, param_dtype: how the layers compute and store parameters,
+      see `sideways_jax.models.blocks`.
 
   Returns:
-    The stages, bottom first.
+    The six named layers, bottom first.
   """
-  return partition.make_stages(
-      simple_cnn_layers(num_classes, channels=channels, impl=impl),
-      num_stages=num_stages, boundaries=boundaries, frame_shape=frame_shape)
+  blocks.check_num_classes(num_classes)
+  return (*conv_encoder_layers(channels=channels, impl=impl, dtype=dtype,
+                               param_dtype=param_dtype),
+          partition.Layer('head', blocks.GlobalPoolHead(
+              num_classes, dtype=dtype, param_dtype=param_dtype)))
+
+
+simple_cnn = partition.stage_builder(
+    simple_cnn_layers, 'Simple-CNN as a stage chain mapping frames [B, H, W, '
+    'C] to logits; by default six stages of one layer (the paper\'s cut).')

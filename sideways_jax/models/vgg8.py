@@ -20,7 +20,6 @@ shift replaces it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from sideways_jax import layers
 from sideways_jax.models import blocks
@@ -34,7 +33,9 @@ _FCS = (4096, 2048)
 
 def vgg8_layers(num_classes: int, *, dropout_rate: float = 0.0,
                 width: float = 1.0, bn_momentum: float = 0.9,
-                impl: layers.Impl = 'auto') -> tuple[partition.Layer, ...]:
+                impl: layers.Impl = 'auto', dtype: layers.Dtype | None = None,
+                param_dtype: layers.Dtype = layers.PARAM_DTYPE
+               ) -> tuple[partition.Layer, ...]:
   """VGG-8 as named layers: conv1 ... conv5, fc6, fc7, fc8.
 
   Args:
@@ -44,55 +45,35 @@ def vgg8_layers(num_classes: int, *, dropout_rate: float = 0.0,
     width: multiplies every conv and hidden FC width (1.0 is the paper's
       network; smaller values are for fast tests).
     bn_momentum: decay of batchnorm's running averages.
-    impl: convolution implementation, see `sideways_jax.layers.Conv`.
+    impl, dtype, param_dtype: how the layers compute and store parameters,
+      see `sideways_jax.models.blocks`.
 
   Returns:
     The eight named layers, bottom first.
   """
-  if num_classes < 1:
-    raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+  blocks.check_num_classes(num_classes)
   if not 0.0 <= dropout_rate < 1.0:
     raise ValueError(f'dropout_rate must be in [0, 1), got {dropout_rate}')
   if width <= 0:
     raise ValueError(f'width must be positive, got {width}')
   scale = lambda n: max(1, round(n * width))
+  precision = dict(dtype=dtype, param_dtype=param_dtype)
   convs = tuple(
       partition.Layer(f'conv{i + 1}', blocks.ConvLayer(
           features=scale(c), kernel_size=k, stride=s, batch_norm=True,
           pool_window=3 if pool else 0, pool_stride=2,
-          bn_momentum=bn_momentum, impl=impl))
+          bn_momentum=bn_momentum, impl=impl, **precision))
       for i, (c, k, s, pool) in enumerate(_CONVS))
   fcs = tuple(
       partition.Layer(f'fc{i + 6}', blocks.DenseLayer(
-          scale(f), relu=True, dropout_rate=dropout_rate, flatten=i == 0))
+          scale(f), relu=True, dropout_rate=dropout_rate, flatten=i == 0,
+          **precision))
       for i, f in enumerate(_FCS))
-  head = partition.Layer('fc8', blocks.DenseLayer(num_classes, relu=False))
+  head = partition.Layer('fc8', blocks.DenseLayer(num_classes, relu=False,
+                                                  **precision))
   return (*convs, *fcs, head)
 
 
-def vgg8(num_classes: int, *, dropout_rate: float = 0.0,
-         num_stages: int | None = None,
-         boundaries: Sequence[int] | None = None,
-         frame_shape: Sequence[int] = (112, 112, 3), width: float = 1.0,
-         bn_momentum: float = 0.9,
-         impl: layers.Impl = 'auto') -> tuple[partition.Stage, ...]:
-  """VGG-8 as a stage chain mapping frames [B, H, W, C] to logits.
-
-  Args:
-    num_classes: width of the logits.
-    dropout_rate: dropout on fc6 and fc7 in training.
-    num_stages: cut into this many FLOP-balanced stages (default: 8, one
-      layer per stage as in the paper).
-    boundaries: explicit cuts instead (layer indices opening a stage).
-    frame_shape: (H, W, C) used only to count FLOPs for `num_stages`.
-    width: width multiplier (1.0 is the paper's network).
-    bn_momentum: decay of batchnorm's running averages.
-    impl: convolution implementation, see `sideways_jax.layers.Conv`.
-
-  Returns:
-    The stages, bottom first.
-  """
-  return partition.make_stages(
-      vgg8_layers(num_classes, dropout_rate=dropout_rate, width=width,
-                  bn_momentum=bn_momentum, impl=impl),
-      num_stages=num_stages, boundaries=boundaries, frame_shape=frame_shape)
+vgg8 = partition.stage_builder(
+    vgg8_layers, 'VGG-8 as a stage chain mapping frames [B, H, W, C] to '
+    'logits; by default eight stages of one layer (the paper\'s cut).')

@@ -22,6 +22,7 @@ from sideways_jax import sideways
 from sideways_jax.streaming import learner as learner_lib
 from sideways_jax.streaming import sideways_stream
 from sideways_jax.streaming import trace as trace_lib
+from sideways_jax.train_state import TrainState
 
 
 def _cosine(a, b) -> jax.Array:
@@ -34,30 +35,31 @@ def _cosine(a, b) -> jax.Array:
 
 def gradient_cosines(stages: chain_lib.Stages,
                      optimizer: learner_lib.Optimizers,
-                     learner: learner_lib.LearnerState,
+                     learner: TrainState,
                      video: jax.Array,
                      *,
                      loss_fn: pipeline.LossFn = learner_lib.mse_loss,
                      target_alignment: sideways.TargetAlignment = 'current',
-                     ) -> tuple[learner_lib.LearnerState, jax.Array]:
+                     unroll: int | bool = 1,
+                     ) -> tuple[TrainState, jax.Array]:
   """Streams a video through Sideways training, measuring each update.
 
   Args:
-    stages, optimizer, learner, video, loss_fn, target_alignment: as for
-      `sideways_train_video` (the learner goes on training, so the cosines
-      are those of the stream as it is trained).
+    stages, optimizer, learner, video, loss_fn, target_alignment, unroll:
+      as for `sideways_train_video` (the learner goes on training, so the
+      cosines are those of the stream as it is trained).
 
   Returns:
     (the learner after the video, cosines f32 [T, D]): the cosine at step t
     between stage i's pseudo-gradient and the exact gradient described in
     the module docstring; NaN where the stage took no update.
   """
-  chain_lib.validate_chain(stages, learner.params)
-  num_steps, _ = trace_lib.check_video(video)
-  num_stages = len(stages)
+  variables = learner_lib.variables(learner)
+  num_stages = trace_lib.check_stream(stages, variables, video)
+  num_steps = video.shape[0]
   span = 2 * num_stages - 1  # Frames t-2(D-1) .. t.
   targets = sideways.align_targets(video, num_stages, target_alignment)
-  state = pipeline.init_pipeline(stages, learner.variables, video[0])
+  state = pipeline.init_pipeline(stages, variables, video[0])
   # offsets[k] = k: frame t-k; stage i averages offsets i .. 2(D-1)-i.
   offsets = np.arange(span)
   weights = np.stack([(offsets >= i) & (offsets <= span - 1 - i)
@@ -66,8 +68,8 @@ def gradient_cosines(stages: chain_lib.Stages,
 
   def frame_grads(params, model_state, frame):
     def loss(ps):
-      variables = [{'params': p, **s} for p, s in zip(ps, model_state)]
-      y, _ = chain_lib.apply_chain(stages, variables, frame, train=False)
+      chain_vars = [{'params': p, **s} for p, s in zip(ps, model_state)]
+      y, _ = chain_lib.apply_chain(stages, chain_vars, frame, train=False)
       return loss_fn(y, frame)
     return jax.grad(loss)(params)
 
@@ -89,5 +91,5 @@ def gradient_cosines(stages: chain_lib.Stages,
 
   steps = jnp.arange(num_steps, dtype=jnp.int32)
   (learner, _), cosines = lax.scan(body, (learner, state),
-                                   (video, targets, steps))
+                                   (video, targets, steps), unroll=unroll)
   return learner, cosines

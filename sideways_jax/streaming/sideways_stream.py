@@ -7,9 +7,10 @@ episode, and each stage whose gradient is real takes an optimizer step. The
 activations and cotangents in flight are kept, so the pipeline flows on with
 the new weights; it is reset only at a new video.
 
-Inference (forward only): the same pipeline without backward passes. The
-output shown at step t is the top of the chain applied to frame t-D+1
-(latency D-1), a new one at every step.
+Inference (`pipelined_infer_video`, forward only): the same pipeline without
+backward passes, for any trained chain. The output shown at step t is the
+top of the chain applied to frame t-D+1 (latency D-1), a new one at every
+step.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from sideways_jax import chain as chain_lib
+from sideways_jax import kernel
 from sideways_jax import pipeline
 from sideways_jax import sideways
 from sideways_jax.streaming import learner as learner_lib
 from sideways_jax.streaming import trace as trace_lib
+from sideways_jax.train_state import TrainState
 
 
 class TrainStep(NamedTuple):
@@ -35,21 +38,22 @@ class TrainStep(NamedTuple):
 
 def train_step(stages: chain_lib.Stages,
                optimizer: learner_lib.Optimizers,
-               learner: learner_lib.LearnerState,
+               learner: TrainState,
                state: pipeline.PipelineState,
                frame: jax.Array,
                target: jax.Array,
                loss_fn: pipeline.LossFn = learner_lib.mse_loss,
-               ) -> tuple[learner_lib.LearnerState, pipeline.PipelineState,
+               ) -> tuple[TrainState, pipeline.PipelineState,
                           TrainStep]:
   """One step: every stage forward + backward, then a one-step update.
 
   A stage takes the update only when its gradient is real (its input and
   its cotangent both come from frames of this video).
   """
-  variables = learner.variables
+  variables = learner_lib.variables(learner)
   state, top = pipeline.sideways_step(stages, variables, state, frame,
-                                      target, loss_fn, train=True)
+                                      target, loss_fn, train=True,
+                                      rng=learner_lib.dropout_key(learner))
   episode, state = pipeline.take_gradients(state, variables)
   active = episode.valid_steps > 0
   learner = learner_lib.apply_stage_updates(learner, optimizer,
@@ -58,48 +62,35 @@ def train_step(stages: chain_lib.Stages,
   return learner, state, TrainStep(top=top, episode=episode, active=active)
 
 
-def sideways_train_video(stages: chain_lib.Stages,
-                         optimizer: learner_lib.Optimizers,
-                         learner: learner_lib.LearnerState,
-                         video: jax.Array,
-                         *,
-                         loss_fn: pipeline.LossFn = learner_lib.mse_loss,
-                         target_alignment: sideways.TargetAlignment =
-                         'current',
-                         keep_outputs: bool = False,
-                         unroll: int | bool = 1,
-                         ) -> tuple[learner_lib.LearnerState,
-                                    trace_lib.StreamTrace]:
+def sideways_train_video(
+    stages: chain_lib.Stages, optimizer: learner_lib.Optimizers,
+    learner: TrainState, video: jax.Array, *,
+    loss_fn: pipeline.LossFn = learner_lib.mse_loss,
+    target_alignment: sideways.TargetAlignment = 'current',
+    keep_outputs: bool = False, unroll: int | bool = 1,
+) -> tuple[TrainState, trace_lib.StreamTrace]:
   """Streams one video through Sideways training, updating after every step.
 
-  Args:
-    stages: the D stages of the auto-encoder.
-    optimizer: the optax transformation(s) the learner was built with (one
-      per stage to treat stages differently, see `staleness`).
-    learner: weights and optimizer states before the video.
-    video: float frames [T, B, ...], B streams side by side.
-    loss_fn: `loss_fn(top_output, target) -> scalar`.
-    target_alignment: 'current' (the paper's: the loss at step t compares
-      the top output with x^t, the frame arriving now) or 'origin' (with
-      x^{t-D+1}, the frame the output came from).
-    keep_outputs: also return the shown outputs [T, B, ...].
-    unroll: passed to `lax.scan`.
+  Args: as `schedules.TrainVideo` (pass one optimizer per stage to treat
+  stages differently, see `staleness`), and `target_alignment`: 'current'
+  (the paper's: the loss at step t compares the top output with x^t, the
+  frame arriving now) or 'origin' (with x^{t-D+1}, the frame the output came
+  from).
 
   Returns:
     (the learner after the video, the per-step trace). The output shown at
     step t is the top output of that step (computed from frame t-D+1).
   """
-  chain_lib.validate_chain(stages, learner.params)
-  trace_lib.check_video(video)
-  num_stages = len(stages)
+  variables = learner_lib.variables(learner)
+  num_stages = trace_lib.check_stream(stages, variables, video)
   targets = sideways.align_targets(video, num_stages, target_alignment)
-  state = pipeline.init_pipeline(stages, learner.variables, video[0])
+  state = pipeline.init_pipeline(stages, variables, video[0])
 
   def body(carry, inputs):
     learner, state = carry
     frame, target = inputs
     learner, state, step = train_step(stages, optimizer, learner, state,
-                                       frame, target, loss_fn)
+                                      frame, target, loss_fn)
     top = step.top
     step_record = trace_lib.record(
         top.output, frame, trace_lib.frame_at(video, top.origin),
@@ -113,39 +104,29 @@ def sideways_train_video(stages: chain_lib.Stages,
   return learner, records
 
 
-def sideways_infer_video(stages: chain_lib.Stages,
-                         variables: chain_lib.ChainVariables,
-                         video: jax.Array,
-                         *,
-                         keep_outputs: bool = False,
-                         unroll: int | bool = 1) -> trace_lib.StreamTrace:
-  """Streams one video through the Sideways pipeline, forward only.
+def pipelined_infer_video(stages: chain_lib.Stages,
+                          variables: chain_lib.ChainVariables,
+                          video: jax.Array, *, keep_outputs: bool = False,
+                          unroll: int | bool = 1) -> trace_lib.StreamTrace:
+  """Streams one video through the stages as a pipeline, forward only.
 
-  Args:
-    stages: the D stages.
-    variables: one variables dict per stage (fixed).
-    video: float frames [T, B, ...].
-    keep_outputs: also return the shown outputs [T, B, ...].
-    unroll: passed to `lax.scan`.
-
-  Returns:
-    The per-step trace: from step D-1 on, the output shown at step t is the
-    chain applied to frame t-D+1.
+  Every stage works at every step, stage i on frame t-i (args as
+  `schedules.InferVideo`). Returns the per-step trace: from step D-1 on, the
+  output shown at step t is the chain applied to frame t-D+1.
   """
-  chain_lib.validate_chain(stages, variables)
-  trace_lib.check_video(video)
-  num_stages = len(stages)
+  num_stages = trace_lib.check_stream(stages, variables, video)
   split = [chain_lib.split_variables(v) for v in variables]
   between = tuple(jnp.zeros(a.shape, a.dtype) for a in
                   chain_lib.output_shapes(stages, variables, video[0])[:-1])
 
   def body(carry, frame):
     between, t = carry
-    inputs = (frame, *between)
     outputs = []
-    for stage, (params, state), x in zip(stages, split, inputs):
-      y, _ = chain_lib.apply_stage(stage, params, state, x, train=False,
-                                   rng=None)
+    for i, (stage, (params, state), x) in enumerate(
+        zip(stages, split, (frame, *between))):
+      y, _ = kernel.stage_forward(
+          stage, params, state, x, position=kernel.Position(i, num_stages),
+          frame=t - i, train=False, rng=None)
       outputs.append(y)
     origin = t - (num_stages - 1)
     step_record = trace_lib.record(

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from sideways_jax import chain as chain_lib
 from sideways_jax.streaming import metric
 
 
@@ -20,6 +21,10 @@ class StreamTrace(NamedTuple):
     source_errors: f32 [T, B]: MSE between the output shown at step t and
       the frame it was computed from, x^{origin[t]} (0 where nothing is
       shown): the reconstruction error without the lag.
+    latest_errors: f32 [T, B]: MSE between the reconstruction of the latest
+      frame taken at or before step t (whether shown yet or not) and x^t:
+      the charge of a skipped frame without latency. Recorded by schedules
+      that skip frames (blocked BP); None where every frame is taken.
     emitted: bool [T]: an output is shown at step t.
     origin: int32 [T]: index of the frame the shown output was computed
       from (-1: nothing shown yet).
@@ -32,6 +37,7 @@ class StreamTrace(NamedTuple):
   """
   errors: jax.Array
   source_errors: jax.Array
+  latest_errors: jax.Array | None
   emitted: jax.Array
   origin: jax.Array
   taken: jax.Array
@@ -42,17 +48,21 @@ class StreamTrace(NamedTuple):
 
 def record(shown: jax.Array, frame: jax.Array, source: jax.Array, *,
            emitted: jax.Array, origin: jax.Array, taken: jax.Array,
-           loss: jax.Array, trained: jax.Array,
-           keep_output: bool) -> StreamTrace:
+           loss: jax.Array, trained: jax.Array, keep_output: bool,
+           latest: jax.Array | None = None) -> StreamTrace:
   """One step's record (no T axis); a `lax.scan` stacks them over steps.
 
   `shown` [B, ...] is what the system shows at this step, `frame` [B, ...]
-  the frame that arrived, `source` [B, ...] the frame `shown` came from.
+  the frame that arrived, `source` [B, ...] the frame `shown` came from and
+  `latest` [B, ...] the reconstruction of the latest frame taken so far
+  (None for a schedule that takes every frame).
   """
   errors = jnp.where(emitted, metric.video_errors(shown, frame), 0.0)
   source_errors = jnp.where(emitted, metric.video_errors(shown, source), 0.0)
   return StreamTrace(
       errors=errors, source_errors=source_errors,
+      latest_errors=None if latest is None else metric.video_errors(latest,
+                                                                    frame),
       emitted=jnp.asarray(emitted, bool),
       origin=jnp.where(emitted, origin, -1).astype(jnp.int32),
       taken=jnp.asarray(taken, bool),
@@ -71,6 +81,15 @@ def check_video(video: jax.Array) -> tuple[int, int]:
     raise TypeError(f'video must be float (see normalize_video), got '
                     f'{jnp.result_type(video)}')
   return shape[0], shape[1]
+
+
+def check_stream(stages: chain_lib.Stages,
+                 variables: chain_lib.ChainVariables,
+                 video: jax.Array) -> int:
+  """Checks the chain and the video of a streaming run; returns D."""
+  chain_lib.validate_chain(stages, variables)
+  check_video(video)
+  return len(stages)
 
 
 def frame_at(video: jax.Array, index: jax.Array) -> jax.Array:

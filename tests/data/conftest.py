@@ -53,6 +53,15 @@ def write_corrupt(path: pathlib.Path) -> pathlib.Path:
   return path
 
 
+def write_truncated(path: pathlib.Path, num_frames: int = MAX_FRAMES, *,
+                    keep: float = 0.9) -> pathlib.Path:
+  """A video cut after `keep` of its bytes: the header still promises
+  `num_frames` frames, fewer decode (25 of 30 with OpenCV 4.x)."""
+  full = write_video(path, num_frames)
+  full.write_bytes(full.read_bytes()[:int(full.stat().st_size * keep)])
+  return full
+
+
 def write_lines(path: pathlib.Path, lines: Sequence[str], *,
                 newline: str = '\n') -> pathlib.Path:
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,21 +175,17 @@ def fx() -> types.ModuleType:
   return _THIS_MODULE
 
 
-@pytest.fixture
-def ucf101_root(tmp_path: pathlib.Path) -> pathlib.Path:
-  return build_ucf101(tmp_path / 'ucf101')
+def _root_fixture(build, name: str):
+  """A fixture `<name>_root`: the dataset layout written under tmp_path."""
+
+  @pytest.fixture(name=f'{name}_root')
+  def root(tmp_path: pathlib.Path) -> pathlib.Path:
+    return build(tmp_path / name)
+
+  return root
 
 
-@pytest.fixture
-def hmdb51_root(tmp_path: pathlib.Path) -> pathlib.Path:
-  return build_hmdb51(tmp_path / 'hmdb51')
-
-
-@pytest.fixture
-def cater_root(tmp_path: pathlib.Path) -> pathlib.Path:
-  return build_cater(tmp_path / 'cater')
-
-
-@pytest.fixture
-def folder_root(tmp_path: pathlib.Path) -> pathlib.Path:
-  return build_folder(tmp_path / 'folder')
+ucf101_root = _root_fixture(build_ucf101, 'ucf101')
+hmdb51_root = _root_fixture(build_hmdb51, 'hmdb51')
+cater_root = _root_fixture(build_cater, 'cater')
+folder_root = _root_fixture(build_folder, 'folder')

@@ -10,6 +10,7 @@ from sideways_jax.data.sampling import clip_frame_indices
 from sideways_jax.data.sampling import crop_box
 from sideways_jax.data.sampling import crop_resize
 from sideways_jax.data.sampling import sample_clip
+from sideways_jax.data.source import VideoReadError
 
 
 @pytest.mark.parametrize('num_frames, k, s, indices, mask', [
@@ -82,6 +83,8 @@ def _reader(num_real, log):
     x = np.arange(16, dtype=np.uint8)
     frames = [np.broadcast_to((x + 10 * i)[None, :, None], (12, 16, 3))
               for i in indices if i < num_real]
+    if not frames:
+      raise VideoReadError('fake.avi', 'no decodable frame')
     return np.stack(frames).astype(np.uint8)
   return read
 
@@ -93,6 +96,7 @@ def test_sample_clip_pads_with_last_frame_and_reads_only_needed_frames():
   clip = sample_clip(7, _reader(7, log), spec, np.random.default_rng(0),
                      bgr=False)
   assert log == [[0, 3, 6]]  # each needed frame once, padding not re-read
+  assert not clip['truncated']
   np.testing.assert_array_equal(clip['mask'], [True, True, True, False])
   assert clip['video'].shape == (4, 12, 12, 3) and clip['video'].dtype == np.uint8
   # Centre crop of 12 columns out of 16 starts at x=2: pixel = x + 10*i.
@@ -105,8 +109,31 @@ def test_sample_clip_truncated_video_masks_the_missing_tail():
   # Header says 8 frames, only 3 decode.
   clip = sample_clip(8, _reader(3, []), spec, np.random.default_rng(0),
                      bgr=False)
+  assert clip['truncated']
   np.testing.assert_array_equal(clip['mask'], [True, True, False, False])
   np.testing.assert_array_equal(clip['video'][:, 0, 0, 0], [2, 22, 22, 22])
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_truncated_video_is_sampled_as_the_video_of_what_decodes(seed):
+  # Header 30 frames, 20 decode: random windows past frame 19 read nothing
+  # (VideoReadError) or too little; the clip is then the one a 20-frame
+  # video gives with the same generator, never a skip.
+  spec = ClipSpec(clip_length=3, stride=2, resolution=6, train=True)
+  got = sample_clip(30, _reader(20, []), spec, np.random.default_rng(seed),
+                    bgr=True)
+  plain = sample_clip(30, _reader(30, []), spec,
+                      np.random.default_rng(seed), bgr=True)
+  assert bool(got['truncated']) == (seed != 1)  # Seed 1 starts at frame 12.
+  if got['truncated']:
+    short = sample_clip(20, _reader(20, []), spec,
+                        np.random.default_rng(seed), bgr=True)
+    np.testing.assert_array_equal(got['video'], short['video'])
+  else:
+    np.testing.assert_array_equal(got['video'], plain['video'])
+  with pytest.raises(VideoReadError):
+    sample_clip(30, _reader(0, []), spec, np.random.default_rng(seed),
+                bgr=True)
 
 
 def test_sample_clip_converts_bgr_and_flips_only_in_training():

@@ -68,21 +68,23 @@ def test_max_pool_im2col_matches_flax(padding):
 
 
 def test_modules_are_drop_ins_for_flax():
+  # Shapes from eval_shape and applies under jit: eagerly, each of im2col's
+  # slices and Flax's initialisers would compile on its own.
   x, _ = _inputs(3, 8, 8)
-  ours = layers.Conv(5, (3, 3), (2, 2), impl='im2col')
-  variables = ours.init(jax.random.PRNGKey(2), x)
-  theirs = nn.Conv(5, (3, 3), (2, 2))
-  chex.assert_trees_all_equal_shapes(variables,
-                                     theirs.init(jax.random.PRNGKey(2), x))
-  chex.assert_trees_all_close(ours.apply(variables, x),
-                              theirs.apply(variables, x), rtol=1e-5,
-                              atol=1e-5)
-  ours_t = layers.ConvTranspose(5, (3, 3), (2, 2), impl='im2col')
-  theirs_t = nn.ConvTranspose(5, (3, 3), (2, 2))
-  variables = theirs_t.init(jax.random.PRNGKey(3), x)
-  chex.assert_trees_all_close(ours_t.apply(variables, x),
-                              theirs_t.apply(variables, x), rtol=1e-5,
-                              atol=1e-5)
+  for ours, theirs in [
+      (layers.Conv(5, (3, 3), (2, 2), impl='im2col'), nn.Conv(5, (3, 3),
+                                                              (2, 2))),
+      (layers.ConvTranspose(5, (3, 3), (2, 2), impl='im2col'),
+       nn.ConvTranspose(5, (3, 3), (2, 2)))]:
+    key = jax.random.PRNGKey(2)
+    specs = jax.eval_shape(theirs.init, key, x)
+    chex.assert_trees_all_equal_shapes_and_dtypes(
+        jax.eval_shape(ours.init, key, x), specs)
+    variables = jax.tree.map(
+        lambda s: jax.random.normal(key, s.shape, s.dtype) * 0.3, specs)
+    chex.assert_trees_all_close(jax.jit(ours.apply)(variables, x),
+                                jax.jit(theirs.apply)(variables, x),
+                                rtol=1e-5, atol=1e-5)
 
 
 def test_auto_picks_im2col_on_cpu_and_rejects_unknown():
@@ -90,3 +92,25 @@ def test_auto_picks_im2col_on_cpu_and_rejects_unknown():
   assert layers.resolve_impl('auto') == expected
   with pytest.raises(ValueError, match="'auto', 'xla' or 'im2col'"):
     layers.resolve_impl('cudnn')
+
+
+@pytest.mark.parametrize('impl', ['im2col', 'xla'])
+@pytest.mark.parametrize('module', [layers.Conv, layers.ConvTranspose])
+def test_bf16_compute_really_computes_in_bf16(module, impl):
+  x, w = _inputs(3, 8, 8)
+  variables = {'params': {'kernel': w, 'bias': jnp.linspace(-1.0, 1.0, 4)}}
+  fp32 = module(4, (3, 3), (2, 2), impl=impl)
+  bf16 = module(4, (3, 3), (2, 2), impl=impl, dtype=jnp.bfloat16)
+  dtypes = lambda m: {v.dtype for v in jax.tree.leaves(
+      jax.eval_shape(m.init, jax.random.PRNGKey(4), x))}
+  assert dtypes(bf16) == {jnp.dtype('float32')}  # params stay fp32
+  reference = jax.jit(fp32.apply)(variables, x)
+  got = jax.jit(bf16.apply)(variables, x)
+  assert got.dtype == jnp.bfloat16 and reference.dtype == jnp.float32
+  # Rounding the inputs to bf16 changes the result: computing in fp32 and
+  # casting the output would give exactly reference.astype(bf16).
+  assert (got != reference.astype(jnp.bfloat16)).any()
+  chex.assert_trees_all_close(got.astype(jnp.float32), reference, rtol=3e-2,
+                              atol=3e-2)
+  stored = module(4, (3, 3), impl=impl, param_dtype=jnp.bfloat16)
+  assert dtypes(stored) == {jnp.dtype('bfloat16')}

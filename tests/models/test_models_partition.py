@@ -2,6 +2,7 @@
 
 import itertools
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -121,9 +122,37 @@ def test_balanced_partition_minimises_the_largest_stage():
 def test_balanced_simple_cnn_two_stages_by_hand():
   # Per-frame FLOPs at 112x112 are proportional to (conv1..conv5, head)
   # 0.047, 1, 0.5, 1, 1, ~0: the best 2-cut is conv1-3 | conv4, conv5, head.
-  stages = models.simple_cnn(51, num_stages=2)
+  stages = models.simple_cnn(51, num_stages=2, frame_shape=(112, 112, 3))
   assert [s.names for s in stages] == [('conv1', 'conv2', 'conv3'),
                                        ('conv4', 'conv5', 'head')]
+  # The balance depends on the frame size, so there is no default one.
+  with pytest.raises(ValueError, match=r'needs frame_shape=\(H, W, C\)'):
+    models.simple_cnn(51, num_stages=2)
+  assert len(models.simple_cnn(51, num_stages=6)) == 6  # No cut to balance.
+
+
+class _Pool(nn.Module):
+  """A layer without parameters."""
+
+  @nn.compact
+  def __call__(self, x, train):
+    del train
+    return x[:, ::2, ::2]
+
+
+def test_a_stage_without_parameters_is_a_stage():
+  conv1, *_, head = models.simple_cnn_layers(3, channels=(4,) * 5,
+                                             impl='xla')
+  stages = models.make_stages((conv1, models.Layer('pool', _Pool()), head),
+                              num_stages=3, frame_shape=(16, 16, 3))
+  assert [s.names for s in stages] == [('conv1',), ('pool',), ('head',)]
+  frame = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+  variables = models_testlib.random_variables(stages, frame)
+  assert not jax.tree.leaves(variables[1])  # init_chain gives it nothing.
+  assert models_testlib.chain_apply(stages, variables, frame).shape == (2, 3)
+  summary = models.describe(stages, frame)
+  assert summary.stages[1].num_params == 0 and summary.stages[1].flops == 0
+  assert summary.stages[1].output_shape == (4, 4, 4)
 
 
 def test_regrouped_variables_compute_the_same_function():

@@ -26,51 +26,37 @@ def _shapes_and_counts(stages, frame):
   return shapes, counts
 
 
-def test_simple_cnn_shapes_and_params():
-  num_classes = 5
-  stages = models.simple_cnn(num_classes)
-  assert len(stages) == 6
-  shapes, counts = _shapes_and_counts(stages, (2, 16, 16, 3))
-  # Stride 2 at convs 1, 3, 5 with SAME padding: 16 -> 8 -> 8 -> 4 -> 4 -> 2.
-  assert shapes == [(2, 8, 8, 32), (2, 8, 8, 64), (2, 4, 4, 64),
-                    (2, 4, 4, 128), (2, 2, 2, 256), (2, num_classes)]
-  assert counts == [
-      3 * 3 * 3 * 32 + 32,
-      3 * 3 * 32 * 64 + 64,
-      3 * 3 * 64 * 64 + 64,
-      3 * 3 * 64 * 128 + 128,
-      3 * 3 * 128 * 256 + 256,
-      256 * num_classes + num_classes,
-  ]
+_BN = lambda c: 2 * c  # scale + bias; running stats are not params.
+
+
+@pytest.mark.parametrize('build, frame, shapes, counts', [
+    # Stride 2 at convs 1, 3, 5 with SAME padding: 16 -> 8 -> 8 -> 4 -> 4 -> 2.
+    (lambda: models.simple_cnn(5), (2, 16, 16, 3),
+     [(2, 8, 8, 32), (2, 8, 8, 64), (2, 4, 4, 64), (2, 4, 4, 128),
+      (2, 2, 2, 256), (2, 5)],
+     [3 * 3 * 3 * 32 + 32, 3 * 3 * 32 * 64 + 64, 3 * 3 * 64 * 64 + 64,
+      3 * 3 * 64 * 128 + 128, 3 * 3 * 128 * 256 + 256, 256 * 5 + 5]),
+    # conv1 s2 -> 16, pool -> 8; conv2 s2 -> 4, pool -> 2; conv3-5 keep 2;
+    # pool -> 1 (SAME padding keeps tiny maps alive). Convs before batchnorm
+    # have no bias.
+    (lambda: models.vgg8(7), (2, 32, 32, 3),
+     [(2, 8, 8, 96), (2, 2, 2, 256), (2, 2, 2, 512), (2, 2, 2, 512),
+      (2, 1, 1, 512), (2, 4096), (2, 2048), (2, 7)],
+     [7 * 7 * 3 * 96 + _BN(96), 5 * 5 * 96 * 256 + _BN(256),
+      3 * 3 * 256 * 512 + _BN(512), 3 * 3 * 512 * 512 + _BN(512),
+      3 * 3 * 512 * 512 + _BN(512), 1 * 1 * 512 * 4096 + 4096,
+      4096 * 2048 + 2048, 2048 * 7 + 7]),
+])
+def test_shapes_and_params(build, frame, shapes, counts):
+  stages = build()
+  assert len(stages) == len(shapes)  # One layer per stage by default.
+  assert _shapes_and_counts(stages, frame) == (shapes, counts)
 
 
 def test_simple_cnn_odd_resolution():
   shapes, _ = _shapes_and_counts(models.simple_cnn(3), (1, 15, 9, 3))
   assert shapes[4] == (1, 2, 2, 256)  # ceil(15/8) = 2, ceil(9/8) = 2.
   assert shapes[-1] == (1, 3)
-
-
-def test_vgg8_shapes_and_params():
-  num_classes = 7
-  stages = models.vgg8(num_classes)
-  assert len(stages) == 8
-  shapes, counts = _shapes_and_counts(stages, (2, 32, 32, 3))
-  # conv1 s2 -> 16, pool -> 8; conv2 s2 -> 4, pool -> 2; conv3-5 keep 2;
-  # pool -> 1 (SAME padding keeps tiny maps alive).
-  assert shapes == [(2, 8, 8, 96), (2, 2, 2, 256), (2, 2, 2, 512),
-                    (2, 2, 2, 512), (2, 1, 1, 512), (2, 4096), (2, 2048),
-                    (2, num_classes)]
-  bn = lambda c: 2 * c  # scale + bias; running stats are not params.
-  assert counts == [
-      7 * 7 * 3 * 96 + bn(96),  # convs before batchnorm have no bias.
-      5 * 5 * 96 * 256 + bn(256),
-      3 * 3 * 256 * 512 + bn(512),
-      3 * 3 * 512 * 512 + bn(512),
-      3 * 3 * 512 * 512 + bn(512),
-      1 * 1 * 512 * 4096 + 4096,
-      4096 * 2048 + 2048,
-      2048 * num_classes + num_classes,
-  ]
 
 
 def test_vgg8_at_112_flattens_4x4x512():

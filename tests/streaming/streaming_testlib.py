@@ -43,3 +43,14 @@ def optimizer():
 def apply_chain(stages, variables, x):
   """The chain's forward pass on one frame [B, ...] (eval mode)."""
   return chain_lib.apply_chain(stages, variables, x)[0]
+
+
+def init_learner(variables, opt):
+  """A streaming learner at step 0 (the tiny stages have no dropout)."""
+  from sideways_jax import streaming  # pylint: disable=g-import-not-at-top
+  return streaming.init_learner(variables, opt, jax.random.key(0))
+
+
+def adam_counts(learner):
+  """Per stage, the updates its `optax.adam` state has taken."""
+  return [int(state[0].count) for state in learner.opt_state]

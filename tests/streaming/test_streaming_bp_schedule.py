@@ -10,15 +10,15 @@ from sideways_jax import streaming
 from sideways_jax.streaming import learner as learner_lib
 import streaming_testlib as lib
 
-# Hand-written from the rules (0-indexed steps): training takes a frame every
-# 2D-1 steps, inference every D; frame s's output shows from step s+D-1 on.
+# Hand-written from the rules (0-indexed steps): training, and inference with
+# the training timing, take a frame every 2D-1 steps; frame s's output shows
+# from step s+D-1 on.
 SCHEDULES = {
     # (D, train): (taken frames, origin of the output shown at each step)
     (2, True): ([0, 3, 6], [-1, 0, 0, 0, 3, 3, 3, 6, 6]),
     (3, True): ([0, 5], [-1, -1, 0, 0, 0, 0, 0, 5, 5]),
-    (2, False): ([0, 2, 4, 6, 8], [-1, 0, 0, 2, 2, 4, 4, 6, 6]),
-    (3, False): ([0, 3, 6], [-1, -1, 0, 0, 0, 3, 3, 3, 6]),
 }
+SCHEDULES.update({(d, False): v for (d, _), v in SCHEDULES.items()})
 NUM_FRAMES = 9
 
 
@@ -26,7 +26,7 @@ def _run(num_stages, train, video):
   stages, variables = lib.tiny_chain(num_stages)
   if train:
     opt = lib.optimizer()
-    learner = streaming.init_learner(variables, opt)
+    learner = lib.init_learner(variables, opt)
     _, trace = jax.jit(lambda l, v: streaming.bp_train_video(
         stages, opt, l, v, keep_outputs=True))(learner, video)
   else:
@@ -78,6 +78,14 @@ def test_training_outputs_held_and_updates_exact(num_stages):
       np.testing.assert_allclose(
           trace.errors[t], np.mean((outputs[t] - video[t]) ** 2, axis=1),
           rtol=1e-5, atol=1e-7)
+  # Latency-free: at every step, the latest taken frame's output (shown or
+  # still climbing) against the frame of the step.
+  for t in range(NUM_FRAMES):
+    latest = max(s for s in taken_frames if s <= t)
+    np.testing.assert_allclose(
+        trace.latest_errors[t],
+        np.mean((shown_by_frame[latest] - video[t]) ** 2, axis=1),
+        rtol=1e-5, atol=1e-7)
   # The shown output changes exactly when a new one arrives.
   changes = [t for t in range(1, NUM_FRAMES)
              if not np.array_equal(outputs[t], outputs[t - 1])]
@@ -90,7 +98,7 @@ def test_training_ignores_exactly_the_skipped_frames(num_stages):
   """Changing a skipped frame changes nothing; changing a taken one does."""
   opt = lib.optimizer()
   stages, variables = lib.tiny_chain(num_stages)
-  learner = streaming.init_learner(variables, opt)
+  learner = lib.init_learner(variables, opt)
   train = jax.jit(lambda l, v: streaming.bp_train_video(stages, opt, l, v))
   video = lib.random_video(NUM_FRAMES)
   base, _ = train(learner, video)
@@ -100,16 +108,15 @@ def test_training_ignores_exactly_the_skipped_frames(num_stages):
     same = all(np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(base.params), jax.tree.leaves(after.params)))
     assert same == (s not in taken_frames), s
-  np.testing.assert_array_equal(base.num_updates,
-                                [len(taken_frames)] * num_stages)
+  assert int(base.step) == len(taken_frames)
+  assert lib.adam_counts(base) == [len(taken_frames)] * num_stages
 
 
 def test_periods_and_bad_input():
-  assert streaming.bp_period(6, train=True) == 11
-  assert streaming.bp_period(6, train=False) == 6
+  assert streaming.bp_period(6) == 11
   assert streaming.bp_latency(6) == 5
   with pytest.raises(ValueError, match='num_stages'):
-    streaming.bp_period(0, train=True)
+    streaming.bp_period(0)
   stages, variables = lib.tiny_chain(2)
   with pytest.raises(ValueError, match='time-major'):
     streaming.bp_infer_video(stages, variables, jnp.zeros((4, 3)))

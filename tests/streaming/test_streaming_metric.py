@@ -80,22 +80,53 @@ def test_both_scores_by_hand():
   # (error 0.05^2 each); frames 1, 3, 5 never were and are charged what was
   # shown at their step: 0.05^2, 0.05^2, 0.05^2 (the held output of frames
   # 0, 2, 4 against frames 1, 3, 5). Mean: 0.0025.
-  assert streaming.frame_mse(errors, source_errors, origin, emitted,
+  assert streaming.frame_mse(source_errors, origin, emitted, errors,
                              latency=1) == pytest.approx(0.0025)
+
+
+def test_latency_free_charge_by_hand():
+  """D = 3 (latency 2), BP-like training timing: a frame every 5 steps.
+
+  Frames 0 and 5 are taken; frame 0 shows at steps 2..6, frame 5 from 7.
+  Skipped frames 2, 3, 4, 6 are charged (latency charged) the output shown
+  at their step, frame 0's, or (latency-free) the reconstruction of the
+  nearest earlier taken frame: frame 0's for 2..4, frame 5's for 6.
+  """
+  frames = np.arange(10) / 10.0
+  recon = frames + 0.05  # The model's reconstruction of each frame.
+  origin = np.array([-1, -1, 0, 0, 0, 0, 0, 5, 5, 5])
+  taken = np.isin(np.arange(10), [0, 5])
+  latest = np.maximum.accumulate(np.where(taken, np.arange(10), -1))
+  shown = np.where(origin >= 0, recon[np.maximum(origin, 0)], 0.0)
+  errors = ((shown - frames) ** 2)[:, None]
+  source_errors = np.where(origin >= 0, 0.05 ** 2, 0.0)[:, None]
+  latest_errors = ((recon[latest] - frames) ** 2)[:, None]
+  emitted = origin >= 0
+  # Scored frames 2..7: 5 is processed (0.05^2); 7 is skipped and shows
+  # frame 5's output at its step under both charges (0.15^2).
+  by_step = [(0.05 - 0.2) ** 2, (0.05 - 0.3) ** 2, (0.05 - 0.4) ** 2,
+             0.05 ** 2, (0.05 - 0.6) ** 2, (0.55 - 0.7) ** 2]
+  nearest = [(0.05 - 0.2) ** 2, (0.05 - 0.3) ** 2, (0.05 - 0.4) ** 2,
+             0.05 ** 2, (0.55 - 0.6) ** 2, (0.55 - 0.7) ** 2]
+  assert streaming.frame_mse(source_errors, origin, emitted, errors,
+                             latency=2) == pytest.approx(np.mean(by_step))
+  assert streaming.frame_mse(source_errors, origin, emitted, latest_errors,
+                             latency=2) == pytest.approx(np.mean(nearest))
+  with pytest.raises(ValueError, match=r'frames \[2, 3, 4, 6, 7\] were never'):
+    streaming.frame_mse(source_errors, origin, emitted, None, latency=2)
 
 
 def test_frame_score_uses_the_first_showing_and_skips_padding():
   # Sideways-like, latency 2, T = 6: frame s is shown at step s + 2 only.
   origin = np.array([-1, -1, 0, 1, 2, 3])
-  errors = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 9.0], [2.0, 9.0],
-                     [3.0, 9.0], [4.0, 9.0]])
   source_errors = np.array([[0.0, 0.0], [0.0, 0.0], [0.1, 9.0], [0.2, 9.0],
                             [0.3, 9.0], [0.4, 9.0]])
   # Frames 2..3 are scored; their reconstructions appear at steps 4, 5.
+  # Every scored frame was processed: nothing else is needed.
   total, count = streaming.frame_error_sum(
-      errors, source_errors, origin, origin >= 0, latency=2,
+      source_errors, origin, origin >= 0, None, latency=2,
       video_valid=np.array([True, False]))
   assert (total, count) == (pytest.approx(0.7), 2)
   with pytest.raises(ValueError, match='too short'):
-    streaming.frame_mse(errors[:3], source_errors[:3], origin[:3],
-                        origin[:3] >= 0, latency=2)
+    streaming.frame_mse(source_errors[:3], origin[:3], origin[:3] >= 0, None,
+                        latency=2)

@@ -66,12 +66,14 @@ def test_per_stage_optimizers_change_only_what_they_scale():
   for name, opt in (('plain', plain), ('scaled', scaled),
                     ('one_per_stage', (plain,) * num_stages)):
     learner, _ = streaming.sideways_train_video(
-        stages, opt, streaming.init_learner(variables, opt), video)
+        stages, opt, lib.init_learner(variables, opt), video)
     runs[name] = learner
   for a, b in zip(jax.tree.leaves(runs['plain'].params),
                   jax.tree.leaves(runs['one_per_stage'].params)):
     np.testing.assert_array_equal(a, b)  # Off: exactly the same numbers.
-  np.testing.assert_array_equal(runs['scaled'].num_updates, [1, 2, 3])
+  # Stage i of 3 gets its first gradient at step 2(D-1)-i of 5: 1, 2, 3
+  # updates (counted by each stage's scale_by_delay state).
+  assert [int(s[1].count) for s in runs['scaled'].opt_state] == [1, 2, 3]
   # Stage 0 took one update: Adam's first step moves every weight by the
   # learning rate (g / |g|), scaled by 1/delay = 1/4 here.
   start = variables[0]['params']
@@ -85,7 +87,7 @@ def test_per_stage_optimizers_change_only_what_they_scale():
                   jax.tree.leaves(runs['plain'].params[2])):
     np.testing.assert_allclose(a, b, rtol=1e-6)
   with pytest.raises(ValueError, match='optimizers for 3 stages'):
-    streaming.init_learner(variables, (plain,) * 2)
+    lib.init_learner(variables, (plain,) * 2)
 
 
 def test_gradient_cosines():
@@ -94,7 +96,7 @@ def test_gradient_cosines():
   num_stages, num_frames = 3, 8
   stages, variables = lib.tiny_chain(num_stages)
   frozen = optax.sgd(0.0)
-  learner = streaming.init_learner(variables, frozen)
+  learner = lib.init_learner(variables, frozen)
   still = jnp.broadcast_to(lib.random_video(1), (num_frames, 2, 3))
   moving = lib.random_video(num_frames)
   fn = jax.jit(lambda l, v: streaming.gradient_cosines(

@@ -10,8 +10,6 @@ edge, which keeps sub-pixel motion visible instead of snapping to the grid.
 
 from __future__ import annotations
 
-import abc
-
 from collections.abc import Callable
 
 import numpy as np
@@ -206,17 +204,36 @@ def clip_example(video: np.ndarray, label: int) -> dict[str, np.ndarray]:
   }
 
 
-class RenderedSource(abc.ABC):
+class RenderedSource:
   """What every synthetic set shares: its length and per-example generators.
 
-  A subclass sets `num_videos`, `seed` and `_tag` (mixed into the seed so that
-  no two sets share streams; `_stream_keys` may add more, e.g. the split) and
-  renders one example in `_example(index, gen)`. Example `index` is a pure
-  function of (seed, keys, index), so a set needs no storage and no file.
+  A subclass sets `_tag` (mixed into the seed so that no two sets share
+  streams; `_stream_keys` may add more, e.g. the split), calls
+  `_init_set` in its constructor and renders one example in
+  `_example(index, gen)`, or, for a labelled set whose label is
+  index % num_classes, one video in `_render(gen, label)`. Example `index`
+  is a pure function of (seed, keys, index), so a set needs no storage and
+  no file.
   """
   num_videos: int
+  clip_length: int
+  resolution: int
   seed: int
+  num_classes: int
   _tag: int
+  # Examples ignore the loader's generator: a cache may keep them.
+  deterministic = True
+
+  def _init_set(self, num_videos: int, clip_length: int, resolution: int,
+                seed: int, **positive: int | float) -> None:
+    """Checks and stores what every set has; `positive` must be > 0 too."""
+    check_positive(num_videos=num_videos, clip_length=clip_length,
+                   resolution=resolution, **positive)
+    self.num_videos = int(num_videos)
+    self.clip_length = int(clip_length)
+    self.resolution = int(resolution)
+    self.seed = int(seed)
+    example_rng(self.seed)  # Validates the seed early.
 
   def __len__(self) -> int:
     return self.num_videos
@@ -236,7 +253,16 @@ class RenderedSource(abc.ABC):
     return self._example(index, example_rng(self.seed, *self._stream_keys(),
                                             index))
 
-  @abc.abstractmethod
   def _example(self, index: int,
                gen: np.random.Generator) -> dict[str, np.ndarray]:
-    """Renders example `index` from its generator `gen`."""
+    """Renders example `index` from its generator `gen`.
+
+    By default: label index % num_classes (every prefix of the set is
+    balanced) and the video `_render(gen, label)`.
+    """
+    label = index % self.num_classes
+    return clip_example(self._render(gen, label), label)
+
+  def _render(self, gen: np.random.Generator, label: int) -> np.ndarray:
+    """One video uint8 [K, H, W, 3] of class `label` (labelled sets)."""
+    raise NotImplementedError(f'{type(self).__name__} renders in _example')

@@ -76,31 +76,25 @@ class CaterLikeStream(_render.RenderedSource):
         (objects rest and move in turns, see the module docstring).
       chunk: frames rendered at once (bounds memory for long videos).
     """
-    _render.check_positive(num_videos=num_videos, num_frames=num_frames,
-                           resolution=resolution, num_objects=num_objects,
-                           chunk=chunk)
+    self._init_set(num_videos, num_frames, resolution, seed,
+                   num_objects=num_objects, chunk=chunk)
     if speed < 0:
       raise ValueError(f'speed must be >= 0, got {speed}')
     if motion not in MOTIONS:
       raise ValueError(f'motion must be one of {MOTIONS}, got {motion!r}')
     self.motion = motion
-    self.num_videos = int(num_videos)
-    self.num_frames = int(num_frames)
-    self.resolution = int(resolution)
-    self.seed = int(seed)
     self.speed = float(speed)
     self.num_objects = int(num_objects)
     self.chunk = int(chunk)
-    _render.example_rng(self.seed)  # Validates the seed early.
 
   def _example(self, index: int,
                gen: np.random.Generator) -> dict[str, np.ndarray]:
     """Renders example `index` from its generator `gen` (see `get`)."""
     scene = self._scene(gen)
-    video = np.empty((self.num_frames, self.resolution, self.resolution, 3),
+    video = np.empty((self.clip_length, self.resolution, self.resolution, 3),
                      np.uint8)
-    for start in range(0, self.num_frames, self.chunk):
-      stop = min(start + self.chunk, self.num_frames)
+    for start in range(0, self.clip_length, self.chunk):
+      stop = min(start + self.chunk, self.clip_length)
       video[start:stop] = self._render(scene, np.arange(start, stop))
     return _render.clip_example(video, 0)
 
@@ -148,12 +142,12 @@ class CaterLikeStream(_render.RenderedSource):
 
   def _moving_frames(self, gen: np.random.Generator) -> np.ndarray:
     """[num_frames + 1]: an object's travel, in moving frames, by frame."""
-    velocity = np.zeros((self.num_frames,))
+    velocity = np.zeros((self.clip_length,))
     frame = int(gen.integers(0, _REST[1]))  # A random phase.
-    while frame < self.num_frames:
+    while frame < self.clip_length:
       length = int(gen.integers(_MOVE[0], _MOVE[1] + 1))
       ease = np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 2
-      stop = min(frame + length, self.num_frames)
+      stop = min(frame + length, self.clip_length)
       velocity[frame:stop] = 2.0 * ease[:stop - frame]  # Mean 1 per move.
       frame += length + int(gen.integers(_REST[0], _REST[1] + 1))
     return np.concatenate([[0.0], np.cumsum(velocity)])

@@ -103,29 +103,17 @@ class MovingShapes(_render.RenderedSource):
       noise: std of per-frame pixel noise, in [0, 1] intensity units.
       clutter: std of the static low-frequency background texture.
     """
-    _render.check_positive(num_videos=num_videos, clip_length=clip_length,
-                           resolution=resolution)
+    self._init_set(num_videos, clip_length, resolution, seed)
     if max_distractors < 0 or not 0.0 <= trail <= 1.0 or noise < 0 \
         or clutter < 0:
       raise ValueError('need max_distractors >= 0, 0 <= trail <= 1, '
                        'noise >= 0 and clutter >= 0')
-    self.num_videos = int(num_videos)
-    self.clip_length = int(clip_length)
-    self.resolution = int(resolution)
-    self.seed = int(seed)
     self.split = split
     self._split_code = _render.split_code(split)
     self.max_distractors = int(max_distractors)
     self.trail = float(trail)
     self.noise = float(noise)
     self.clutter = float(clutter)
-    _render.example_rng(self.seed)  # Validates the seed early.
-
-  def _example(self, index: int,
-               gen: np.random.Generator) -> dict[str, np.ndarray]:
-    """Renders example `index` from its generator `gen` (see `get`)."""
-    label = index % self.num_classes
-    return _render.clip_example(self._render(gen, label), label)
 
   def _render(self, gen: np.random.Generator, label: int) -> np.ndarray:
     k, r = self.clip_length, self.resolution

@@ -23,18 +23,13 @@ class RandomVideos(_render.RenderedSource):
 
   def __init__(self, num_videos: int, clip_length: int, resolution: int,
                num_classes: int, seed: int):
-    _render.check_positive(num_videos=num_videos, clip_length=clip_length,
-                           resolution=resolution, num_classes=num_classes)
-    self.num_videos = int(num_videos)
-    self.clip_length = int(clip_length)
-    self.resolution = int(resolution)
+    self._init_set(num_videos, clip_length, resolution, seed,
+                   num_classes=num_classes)
     self.num_classes = int(num_classes)
-    self.seed = int(seed)
-    _render.example_rng(self.seed)  # Validates the seed early.
 
   def _example(self, index: int,
                gen: np.random.Generator) -> dict[str, np.ndarray]:
-    """Renders example `index` from its generator `gen` (see `get`)."""
+    """Noise with a random label (not index % num_classes)."""
     label = int(gen.integers(self.num_classes))
     r = self.resolution
     video = gen.integers(0, 256, (self.clip_length, r, r, 3), dtype=np.uint8)

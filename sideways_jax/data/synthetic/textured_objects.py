@@ -104,26 +104,14 @@ class TexturedObjects(_render.RenderedSource):
       noise: std of per-frame pixel noise, in [0, 1] intensity units.
       clutter: amplitude of the background waves.
     """
-    _render.check_positive(num_videos=num_videos, clip_length=clip_length,
-                           resolution=resolution, stride=stride)
+    self._init_set(num_videos, clip_length, resolution, seed, stride=stride)
     if speed < 0 or max_blobs < 0 or noise < 0 or clutter < 0:
       raise ValueError('need speed, max_blobs, noise and clutter >= 0')
-    self.num_videos = int(num_videos)
-    self.clip_length = int(clip_length)
-    self.resolution = int(resolution)
-    self.seed = int(seed)
     self.stride = int(stride)
     self.speed = float(speed)
     self.max_blobs = int(max_blobs)
     self.noise = float(noise)
     self.clutter = float(clutter)
-    _render.example_rng(self.seed)  # Validates the seed early.
-
-  def _example(self, index: int,
-               gen: np.random.Generator) -> dict[str, np.ndarray]:
-    """Renders example `index` from its generator `gen` (see `get`)."""
-    label = index % self.num_classes
-    return _render.clip_example(self._render(gen, label), label)
 
   def _render(self, gen: np.random.Generator, label: int) -> np.ndarray:
     k, r = self.clip_length, self.resolution

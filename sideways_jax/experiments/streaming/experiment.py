@@ -1,16 +1,22 @@
 """A streaming auto-encoding experiment: one table per stream, files.
 
 `run(config, workdir)` trains and evaluates the config's rows (BP, Sideways,
-Sideways with each staleness correction) on every stream of `config.sweep`
-(one field varied, e.g. the synthetic stream's motion or speed), then writes
-into the workdir:
+Sideways with one change) on every stream of `config.sweep` (one field
+varied, e.g. the synthetic stream's motion or speed), then writes into the
+workdir:
 
-* results.json: every number, per stream and row;
-* results.md: the summary table (each stream x each score x each row, the
-  BP / row ratios and the lag floors) and one detail table per stream;
-* scores.png: both held-out scores of every row on every stream;
+* results.json: every number, per stream and row, and what each row ran
+  (algorithm, options, staleness corrections);
+* results.md: the summary table (each stream x each schedule x each score x
+  each row, the BP / row ratios and the scores of a perfect copy with the
+  same timing) and one detail table per stream;
+* scores.png: the held-out scores of every row on every stream;
 * step_errors.png: the error at each step of a held-out video;
 * sweep.png (numeric sweeps): held-out scores and ratios against the field.
+
+The jitted functions are built once per distinct value of the fields the
+builders read (recorded while building, so no list of "compiled fields" is
+kept by hand): a sweep over the stream reuses them.
 """
 
 from __future__ import annotations
@@ -21,23 +27,73 @@ import json
 import pathlib
 from typing import Any
 
+import ml_collections
+
 from sideways_jax.experiments import common
 from sideways_jax.experiments.streaming import builders
 from sideways_jax.experiments.streaming import report
 from sideways_jax.experiments.streaming import runner
 
-# Fields that fix shapes or the compiled computation: a sweep over any other
-# field reuses the compiled functions.
-_COMPILED_FIELDS = ('algorithm', 'compare', 'model', 'optimizer', 'staleness',
-                    'target_alignment', 'batch_size', 'eval_batch_size',
-                    'diagnostic')
-_COMPILED_DATA_FIELDS = ('resolution', 'clip_length')
+
+class _Reads:
+  """A read-only view of a ConfigDict that records the dotted keys read."""
+
+  def __init__(self, node: Any, seen: set[str], prefix: str = ''):
+    self._node, self._seen, self._prefix = node, seen, prefix
+
+  def __getattr__(self, key: str) -> Any:
+    if key.startswith('_'):
+      raise AttributeError(key)
+    return self[key]
+
+  def __getitem__(self, key: str) -> Any:
+    value = self._node[key]
+    if isinstance(value, ml_collections.ConfigDict):
+      return _Reads(value, self._seen, f'{self._prefix}{key}.')
+    self._seen.add(self._prefix + key)
+    return value
+
+  def __contains__(self, key: str) -> bool:
+    return key in self._node  # The structure is the same for every variant.
+
+  def get(self, key: str, default: Any = None) -> Any:
+    return self[key] if key in self._node else default
+
+  def _whole(self) -> Any:
+    self._seen.add(self._prefix.rstrip('.'))
+    return self._node
+
+  def items(self) -> Any:
+    return self._whole().items()
+
+  def to_dict(self) -> dict[str, Any]:
+    return self._whole().to_dict()
 
 
-def _compile_key(config: Any) -> str:
-  parts = {k: config[k] for k in _COMPILED_FIELDS}
-  parts.update({k: config.data[k] for k in _COMPILED_DATA_FIELDS})
-  return repr(parts)
+def _value(config: Any, path: str) -> Any:
+  value = common.get_field(config, path)
+  return (value.to_dict() if isinstance(value, ml_collections.ConfigDict)
+          else value)
+
+
+def _build(config: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+  """(stages, optimizers, functions) and the config values they depend on."""
+  seen = set()
+  view = _Reads(config, seen)
+  stages = builders.build_stages(view)
+  specs = builders.row_specs(view)
+  optimizers = builders.build_optimizers(view, specs)
+  built = (stages, optimizers,
+           builders.build_functions(stages, specs, optimizers))
+  return built, {path: _value(config, path) for path in seen}
+
+
+def _reuse(compiled: list[tuple[dict[str, Any], Any]], config: Any) -> Any:
+  """What was built for a config reading the same values, or None."""
+  for reads, built in compiled:
+    if all(_value(config, p) == v for p, v in reads.items()):
+      return built
+  return None
 
 
 def checked_variants(config: Any) -> list[tuple[Any, Any]]:
@@ -55,16 +111,14 @@ def run(config: Any, workdir: str | pathlib.Path,
   variants = checked_variants(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  compiled = {}
+  compiled = []
   points = []
   for value, cfg in variants:
-    key = _compile_key(cfg)
-    if key not in compiled:
-      stages = builders.build_stages(cfg)
-      optimizers = builders.build_optimizers(cfg)
-      compiled[key] = (stages, optimizers,
-                       builders.build_functions(cfg, stages, optimizers))
-    stages, optimizers, fns = compiled[key]
+    built = _reuse(compiled, cfg)
+    if built is None:
+      built, reads = _build(cfg)
+      compiled.append((reads, built))
+    stages, optimizers, fns = built
     if config.sweep.field:
       log(f'--- {config.sweep.field} = {value}')
     results = runner.run_point(cfg, fns, stages, optimizers, log)
@@ -88,7 +142,7 @@ def _write(config: Any, workdir: pathlib.Path, points: list[dict[str, Any]],
     report.plot_scores(field, points, rows, workdir / 'scores.png')
     report.plot_step_errors(field, points, rows, config.model.num_stages,
                             workdir / 'step_errors.png')
-    if report.numeric_sweep(points) and {'bp', 'sideways'} <= set(rows):
+    if report.numeric_sweep(points) and report.baseline(points[0], rows):
       report.plot_sweep(field, points, rows, workdir / 'sweep.png')
     print(text)
     print(f'written to {workdir}')

@@ -1,13 +1,16 @@
 """Trains BP and Sideways on the same stream, then scores held-out videos.
 
-Every row (BP, Sideways, Sideways with a staleness correction) starts from
-the same weights and sees the same training stream: batches of B videos
-played side by side, T frames each, one frame per computation step, the
-learner carried from video to video. Evaluation streams the held-out videos
-through each trained model in inference mode (Sideways pipelined, BP
-blocked) and scores them both ways of `sideways_jax.streaming.metric`:
-(a) 'shown', what is shown at step t against frame t, and (b) 'frame', each
-frame against the reconstruction made from it.
+Every row (BP, Sideways, Sideways with one change) starts from the same
+weights and sees the same training stream: batches of B videos played side
+by side, T frames each, one frame per computation step, the learner carried
+from video to video. Evaluation streams the held-out videos through each
+trained model, forward only, under both schedules of
+`sideways_jax.streaming.schedules` (the training timing, and pipelined
+inference), and scores every trace with every score of
+`sideways_jax.streaming.metric` (SCORES), next to the same scores of a
+perfect copy with the same timing (the output is the frame it came from:
+the cost of the timing alone; not a bound, a blurry model can score below
+it).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from sideways_jax.experiments.streaming import builders
 from sideways_jax.streaming import learner as learner_lib
 from sideways_jax.streaming import metric
 from sideways_jax.streaming import trace as trace_lib
+from sideways_jax.train_state import TrainState
 
 Log = Callable[[str], None]
-SCORES = ('shown', 'frame')
+# schedule -> score -> mean squared error.
+Scores = dict[str, dict[str, float]]
 
 
 @dataclasses.dataclass
@@ -38,39 +43,41 @@ class RowResult:
   """What one row did on one stream.
 
   Attributes:
-    shown_mse: score (a) on the held-out videos: what is shown at step t
-      against frame t (latency charged).
-    frame_mse: score (b) on the held-out videos: each frame against the
-      reconstruction made from it, or, for a frame never processed, against
-      what was shown at its step (throughput charged, latency not).
-    shown_copy_mse, frame_copy_mse: the same scores for a perfect
-      auto-encoder with this row's timing (the lag floors).
+    algorithm: the algorithm table's name it ran.
+    options: every algorithm option it ran with.
+    exact: the algorithm computes BP's gradients.
+    fixes: the staleness corrections of its optimizer.
+    scores: held-out MSE by schedule ('training', 'pipelined') and score
+      ('shown', 'frame', 'frame_latency_free'; see `metric.SCORES`).
+    copy_scores: the same for a perfect copy (the output is the frame it
+      came from) with the same timing: what the timing alone costs.
     recon_mse: the trained model's error on each held-out frame against that
       same frame (no lag, every frame): its reconstruction quality alone.
-    train_shown_mse, train_frame_mse: both scores while training, second half
-      of the stream.
+    train_scores: score -> MSE while training, second half of the stream.
     train_loss: mean training loss over the second half of the stream.
     frames_taken: training frames that entered the model.
     updates: optimizer updates of the top stage.
-    train_steps: computation steps streamed in training.
-    eval_step_mse: mean score-(a) error at each step t of a held-out video.
+    stream_frames: computation steps (frames) streamed in training.
+    eval_step_mse: schedule -> mean score-(a) error at each step t of a
+      held-out video.
     cosines: per stage (bottom first), the mean cosine between the row's
       pseudo-gradient and the exact gradient on held-out streams after
-      training (`diagnostics.gradient_cosines`); None for BP (exact).
+      training (`diagnostics.gradient_cosines`); None for an exact row.
     train_seconds, eval_seconds: wall time (compilation included).
   """
-  shown_mse: float
-  frame_mse: float
-  shown_copy_mse: float
-  frame_copy_mse: float
+  algorithm: str
+  options: dict[str, Any]
+  exact: bool
+  fixes: list[str]
+  scores: Scores
+  copy_scores: Scores
   recon_mse: float
-  train_shown_mse: float
-  train_frame_mse: float
+  train_scores: dict[str, float]
   train_loss: float
   frames_taken: int
   updates: int
-  train_steps: int
-  eval_step_mse: list[float]
+  stream_frames: int
+  eval_step_mse: dict[str, list[float]]
   cosines: list[float] | None
   train_seconds: float
   eval_seconds: float
@@ -86,27 +93,27 @@ class _Sums:
     total, count = self.sums.get(name, (0.0, 0))
     self.sums[name] = (total + total_count[0], count + total_count[1])
 
+  def add_trace(self, prefix: str, trace: trace_lib.StreamTrace,
+                num_stages: int, video_valid: np.ndarray | None = None
+                ) -> None:
+    """Adds every score of a trace as '<prefix><score>'."""
+    for score, total_count in metric.score_sums(
+        trace, num_stages=num_stages, video_valid=video_valid).items():
+      self.add(prefix + score, total_count)
+
   def mean(self, name: str) -> float:
     total, count = self.sums.get(name, (0.0, 0))
     return total / count if count else float('nan')
 
-
-def _score(sums: _Sums, prefix: str, trace: trace_lib.StreamTrace,
-           num_stages: int, video_valid: np.ndarray | None = None) -> None:
-  """Adds a trace's two scores to `sums` as <prefix>shown, <prefix>frame."""
-  latency = metric.first_scored_step(num_stages)
-  sums.add(prefix + 'shown', metric.scored_error_sum(
-      trace.errors, trace.emitted, first_step=latency,
-      video_valid=video_valid))
-  sums.add(prefix + 'frame', metric.frame_error_sum(
-      trace.errors, trace.source_errors, trace.origin, trace.emitted,
-      latency=latency, video_valid=video_valid))
+  def scores(self, prefix: str) -> dict[str, float]:
+    """score -> mean of '<prefix><score>'."""
+    return {score: self.mean(prefix + score) for score in metric.SCORES}
 
 
 def video_batches(config: Any, *, train: bool) -> Iterator[dict[str, Any]]:
   """Batches of the training stream, or of one pass over held-out videos.
 
-  Training yields num_train_steps / clip_length batches; evaluation yields
+  Training yields stream_frames / clip_length batches; evaluation yields
   config.max_eval_batches (0: the whole held-out split).
   """
   limit = (builders.video_batches_per_run(config) if train
@@ -116,21 +123,27 @@ def video_batches(config: Any, *, train: bool) -> Iterator[dict[str, Any]]:
 
 
 def initial_variables(config: Any, stages: tuple) -> tuple[dict, ...]:
-  """The weights every row starts from."""
+  """The weights every row starts from (initialised with key(seed))."""
   r = config.data.resolution
   example = jnp.zeros((config.batch_size, r, r, 3), jnp.float32)
   return chain_lib.init_chain(stages, jax.random.key(config.seed), example)
 
 
+def dropout_key(config: Any) -> jax.Array:
+  """Every row's dropout key (another key than the initialisation's)."""
+  return jax.random.fold_in(jax.random.key(config.seed), 1)
+
+
 def train(config: Any, row: str, fns: builders.StreamFunctions,
           variables: tuple[dict, ...], optimizer: learner_lib.Optimizers,
           batches: Iterable[dict[str, Any]], log: Log
-          ) -> tuple[learner_lib.LearnerState, dict[str, Any]]:
+          ) -> tuple[TrainState, dict[str, Any]]:
   """Streams the training videos through one row's learner."""
   num_stages = config.model.num_stages
   first = metric.first_scored_step(num_stages)
   num_batches = builders.video_batches_per_run(config)
-  learner = learner_lib.init_learner(variables, optimizer)
+  learner = learner_lib.init_learner(variables, optimizer,
+                                     dropout_key(config))
   half = num_batches // 2  # Report the second half of the stream.
   sums = _Sums()
   loss_sum, loss_count, taken, updates, steps = 0.0, 0, 0, 0, 0
@@ -142,22 +155,21 @@ def train(config: Any, row: str, fns: builders.StreamFunctions,
     updates += int(trace.trained.sum())
     steps += trace.taken.shape[0]
     if index >= half:
-      _score(sums, 'train_', trace, num_stages)
+      sums.add_trace('train_', trace, num_stages)
       loss_sum += float(trace.loss.sum())
       loss_count += int(trace.trained.sum())
     if not np.isfinite(trace.loss).all():
       raise FloatingPointError(
           f'{row}: non-finite training loss at video batch {index}; lower '
-          f'--config.optimizer.learning_rate.{row}')
+          f'--config.optimizer.row_learning_rates.{row}')
     if (index + 1) % config.log_every == 0 or index + 1 == num_batches:
       log(f'{row} train {index + 1}/{num_batches}: video stream MSE '
           f'{trace.errors[first:].mean():.5f} '
           f'({time.perf_counter() - start:.0f} s)')
   summary = {
-      'train_shown_mse': sums.mean('train_shown'),
-      'train_frame_mse': sums.mean('train_frame'),
+      'train_scores': sums.scores('train_'),
       'train_loss': loss_sum / max(loss_count, 1),
-      'frames_taken': taken, 'updates': updates, 'train_steps': steps,
+      'frames_taken': taken, 'updates': updates, 'stream_frames': steps,
       'train_seconds': time.perf_counter() - start}
   return learner, summary
 
@@ -166,52 +178,64 @@ def perfect_copy_trace(video: np.ndarray,
                        trace: trace_lib.StreamTrace) -> trace_lib.StreamTrace:
   """The trace a perfect auto-encoder would leave with the same timing."""
   frames = video.astype(np.float32) / 255.0  # [T, B, H, W, C]
-  shown = frames[np.maximum(trace.origin, 0)]
-  errors = np.square(shown - frames).reshape(*frames.shape[:2], -1)
-  errors = errors.mean(axis=2) * (trace.origin >= 0)[:, None]
-  return trace._replace(errors=errors,
-                        source_errors=np.zeros_like(errors))
+
+  def errors(shown_index):
+    diff = np.square(frames[np.maximum(shown_index, 0)] - frames)
+    return diff.reshape(*frames.shape[:2], -1).mean(axis=2)
+
+  steps = np.arange(frames.shape[0])
+  latest = np.maximum.accumulate(np.where(trace.taken, steps, -1))
+  return trace._replace(
+      errors=errors(trace.origin) * (trace.origin >= 0)[:, None],
+      source_errors=np.zeros(frames.shape[:2], np.float32),
+      latest_errors=None if trace.latest_errors is None else errors(latest))
 
 
 def evaluate(config: Any, row: str, fns: builders.StreamFunctions,
-             learner: learner_lib.LearnerState,
+             learner: TrainState,
              batches: Iterable[dict[str, Any]]) -> dict[str, Any]:
-  """Streams the held-out videos through one trained model (inference)."""
+  """Streams the held-out videos through one trained model, each schedule.
+
+  A schedule whose function is another's (Sideways: the training timing is
+  the pipelined one) is run once and reported under both names.
+  """
   num_stages = config.model.num_stages
-  first = metric.first_scored_step(num_stages)
-  infer = fns.infer[builders.row_algorithm(row)]
-  variables = learner.variables
-  sums = _Sums()
-  curve_sum, curve_count, cosines = 0.0, 0, None
+  schedules = fns.infer[row]
+  distinct = list(dict.fromkeys(schedules.values()))
+  variables = learner_lib.variables(learner)
+  sums = {fn: _Sums() for fn in distinct}
+  curves, recon, count, cosines = {}, _Sums(), 0, None
   start = time.perf_counter()
   for index, batch in enumerate(batches):
-    trace = builders.host_trace(infer(variables, batch['video']))
-    valid = batch['example_valid']
-    _score(sums, '', trace, num_stages, valid)
-    _score(sums, 'copy_', perfect_copy_trace(batch['video'], trace),
-           num_stages, valid)
-    recon = np.asarray(fns.reconstruct(variables, batch['video']))
-    sums.add('recon', metric.scored_error_sum(
-        recon, trace.emitted, first_step=first, video_valid=valid))
-    curve_sum = curve_sum + trace.errors[:, valid].sum(axis=1)
-    curve_count += int(valid.sum())
+    video, valid = batch['video'], batch['example_valid']
+    for fn in distinct:
+      trace = builders.host_trace(fn(variables, video))
+      sums[fn].add_trace('', trace, num_stages, valid)
+      sums[fn].add_trace('copy_', perfect_copy_trace(video, trace),
+                         num_stages, valid)
+      curves[fn] = curves.get(fn, 0.0) + trace.errors[:, valid].sum(axis=1)
+    errors = np.asarray(fns.reconstruct(variables, video))
+    recon.add('recon', metric.scored_error_sum(
+        errors, np.ones(errors.shape[0], bool),
+        first_step=metric.first_scored_step(num_stages), video_valid=valid))
+    count += int(valid.sum())
     if index == 0 and row in fns.cosines and config.diagnostic.streams:
-      cosines = _mean_cosines(config, fns.cosines[row], learner,
-                              batch['video'])
-  if curve_count == 0:
+      cosines = _mean_cosines(config, fns.cosines[row], learner, video)
+  if count == 0:
     raise ValueError('no held-out video was scored')
   return {
-      'shown_mse': sums.mean('shown'), 'frame_mse': sums.mean('frame'),
-      'shown_copy_mse': sums.mean('copy_shown'),
-      'frame_copy_mse': sums.mean('copy_frame'),
-      'recon_mse': sums.mean('recon'),
-      'eval_step_mse': (np.asarray(curve_sum) / curve_count).tolist(),
+      'scores': {s: sums[fn].scores('') for s, fn in schedules.items()},
+      'copy_scores': {s: sums[fn].scores('copy_')
+                      for s, fn in schedules.items()},
+      'recon_mse': recon.mean('recon'),
+      'eval_step_mse': {s: (np.asarray(curves[fn]) / count).tolist()
+                        for s, fn in schedules.items()},
       'cosines': cosines,
       'eval_seconds': time.perf_counter() - start}
 
 
 def _mean_cosines(config: Any, cosine_fn: Callable[..., Any],
-                  learner: learner_lib.LearnerState,
+                  learner: TrainState,
                   video: np.ndarray) -> list[float]:
   """Per stage, the mean pseudo/exact gradient cosine on a held-out clip.
 
@@ -223,6 +247,16 @@ def _mean_cosines(config: Any, cosine_fn: Callable[..., Any],
   clip = video[:cfg.frames, :cfg.streams]
   _, cosines = cosine_fn(learner, clip)
   return np.nanmean(np.asarray(cosines), axis=0).tolist()
+
+
+def _log_scores(log: Log, row: str, result: RowResult) -> None:
+  for schedule, scores in result.scores.items():
+    copies = result.copy_scores[schedule]
+    log(f'{row}: held-out MSE, {schedule} schedule (perfect copy with this '
+        'timing): ' + ', '.join(f'{s} {v:.5f} ({copies[s]:.5f})'
+                                for s, v in scores.items()))
+  if result.cosines:
+    log(f'{row}: gradient cosines {np.round(result.cosines, 2).tolist()}')
 
 
 def run_point(config: Any, fns: builders.StreamFunctions, stages: tuple,
@@ -240,17 +274,15 @@ def run_point(config: Any, fns: builders.StreamFunctions, stages: tuple,
   train_batches = list(video_batches(config, train=True)) if cached else None
   eval_batches = list(video_batches(config, train=False)) if cached else None
   results = {}
-  for row in builders.rows(config):
+  for name, row in builders.row_specs(config).items():
     learner, summary = train(
-        config, row, fns, variables, optimizers[row],
+        config, name, fns, variables, optimizers[name],
         train_batches if cached else video_batches(config, train=True), log)
     summary.update(evaluate(
-        config, row, fns, learner,
+        config, name, fns, learner,
         eval_batches if cached else video_batches(config, train=False)))
-    results[row] = RowResult(**summary)
-    log(f'{row}: held-out MSE (a) shown {summary["shown_mse"]:.5f} '
-        f'(lag floor {summary["shown_copy_mse"]:.5f}), (b) frame '
-        f'{summary["frame_mse"]:.5f} (floor {summary["frame_copy_mse"]:.5f})'
-        + (f', cosines {np.round(summary["cosines"], 2).tolist()}'
-           if summary['cosines'] else ''))
+    results[name] = RowResult(
+        algorithm=row.stream.algorithm, options=dict(row.stream.options),
+        exact=row.exact, fixes=sorted(row.fixes), **summary)
+    _log_scores(log, name, results[name])
   return results
