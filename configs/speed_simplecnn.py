@@ -27,14 +27,16 @@ def base_config() -> ml_collections.ConfigDict:
   """The fields every speed config has (the speed runner reads them all)."""
   c = ml_collections.ConfigDict()
   c.runner = 'speed'
-  # One of 'bp_model', 'bp_data', 'bp_gpipe', 'bp_1f1b', 'sideways'; with
-  # compare=True all five run side by side (BP model-parallel first).
+  # A mesh algorithm of sideways_jax.algorithms ('bp' is model-parallel BP,
+  # the paper's baseline); with compare=True all of them run side by side
+  # (the baseline first).
   c.algorithm = 'sideways'
   c.compare = True
   c.seed = 0
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = 'simple_cnn'  # 'simple_cnn' or 'vgg8'.
+  # A model with a 'layers' builder (sideways_jax.models.registry).
+  c.model.name = 'simple_cnn'
   c.model.num_stages = 6  # = devices per pipeline (paper: 6 GPUs).
   c.model.kwargs = ml_collections.ConfigDict()  # More builder arguments.
   c.model.kwargs.impl = 'auto'  # im2col convolutions on CPU, native elsewhere.
@@ -50,16 +52,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.num_classes = 101  # UCF101's classes (only the last layer's width).
 
   c.batch_size = 8  # Paper Table 2.
-  c.num_train_steps = 100  # Timed steps per repeat (paper: 100, best of 3).
+  # Timed steps (one clip and one optimizer update each) per repeat (paper:
+  # 100, best of 3).
+  c.timed_steps = 100
   c.repeats = 3  # 0: compile and size only (no timing).
   c.cost_iters = 20  # Timed calls per stage for the per-stage cost table.
   # Memory per device (compiled program, nothing runs) at these clip
   # lengths, beside the timed one.
   c.memory_clip_lengths = (8, 16, 32, 64)
-  c.options = ml_collections.ConfigDict()
-  c.options.bp = ml_collections.ConfigDict()
-  # bp_data processes frames one by one, like the rest.
-  c.options.bp.mode = 'scanned'
+  # Every algorithm's options, with the table's defaults (bp_data processes
+  # frames one by one, like the rest: options.bp_data.mode='scanned').
+  c.options = common.algorithm_options()
   c.optimizer = ml_collections.ConfigDict()
   # SGD + momentum 0.9; speed does not depend on the learning rate.
   c.optimizer.learning_rate = 1e-3
@@ -77,7 +80,7 @@ def apply_args(c: ml_collections.ConfigDict, options) -> None:
     c.batch_size = 4
     c.data.clip_length = 4
     c.data.resolution = 32
-    c.num_train_steps = 2
+    c.timed_steps = 2
     c.repeats = 1
     c.cost_iters = 1
     c.memory_clip_lengths = (4, 8)
@@ -88,7 +91,7 @@ def apply_args(c: ml_collections.ConfigDict, options) -> None:
     c.model.num_stages = 2
     c.model.partition = 'measured'  # Balance what each core really spends.
     c.data.clip_length = 16
-    c.num_train_steps = 2  # ~7 s (Sideways) and ~13 s (BP) per repeat.
+    c.timed_steps = 2  # ~7 s (Sideways) and ~13 s (BP) per repeat.
     c.repeats = 3
     c.cost_iters = 5
     c.memory_clip_lengths = ()  # Sized by :memory, in its own run.

@@ -8,8 +8,10 @@
   python experiments/main.py --config=configs/synthetic_autoencoder.py
   python experiments/main.py --config=configs/speed_simplecnn.py
 
-Re-running the same command resumes from the newest checkpoint. Mistakes end
-in one line on stderr; --verbose shows the traceback.
+Re-running the same command resumes from the newest checkpoint that
+verifies; --resume=fork continues it with a changed config, --resume=restart
+starts over (the old run is moved aside). Mistakes end in one line on
+stderr; --verbose shows the traceback.
 """
 
 import pathlib

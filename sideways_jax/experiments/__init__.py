@@ -9,5 +9,9 @@ or parallel packages imports from it. `config.runner` picks the runner:
 * 'speed': training speed and memory per device on a mesh (paper Table 2).
 
 `common` holds what the runners share (errors, sweeps, workdirs, figures);
-`cli.main` is what `experiments/main.py` calls.
+`workdir`, `manifest`, `lock`, `hosts` and `resume` keep a run folder
+trustworthy (atomic strict-JSON writes and local or `gs://` paths, verified
+checkpoints, one run per folder, process 0's decisions on a multi-host run,
+which config changes a resume accepts); `cli.main` is what
+`experiments/main.py` calls.
 """

@@ -8,9 +8,12 @@ experiment:
       [--config.<key>=<value> ...] [--workdir=DIR] [--verbose]
 
 A user's mistake (a missing or non-experiment config file, an unknown
-`:arg` word, a misspelt key, a value that cannot work, a missing dataset, a
-non-finite loss) ends in one line on stderr and exit code 2 (1 for a run
-that started and then failed), never a traceback; `--verbose` or
+`:arg` word, a misspelt key, a value that cannot work, a missing dataset or
+only unreadable videos, a workdir that is a file or not writable, another
+run holding the workdir, a config change a resume cannot take) ends in one
+line on stderr and exit code 2; a run that started and then failed (a
+NaN/Inf, a full disk, no checkpoint that verifies, a dead peer process,
+Ctrl-C) in one line and exit code 1; never a traceback. `--verbose` or
 `SIDEWAYS_JAX_VERBOSE=1` shows the full traceback instead.
 """
 
@@ -26,7 +29,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sideways_jax.data import DatasetLayoutError
+from sideways_jax.data import UnreadableVideosError
 from sideways_jax.experiments import common
+from sideways_jax.experiments import workdir as workdir_lib
 
 # config.runner -> the module whose `run(config, workdir)` runs it.
 RUNNERS = {
@@ -34,6 +39,8 @@ RUNNERS = {
     'streaming': 'sideways_jax.experiments.streaming.experiment',
     'speed': 'sideways_jax.experiments.speed',
 }
+# Runners whose runs resume from checkpoints (and take --resume).
+RESUMABLE = ('classification',)
 VERBOSE_ENV = 'SIDEWAYS_JAX_VERBOSE'
 CONFIG_PREFIX = '--config.'
 
@@ -178,56 +185,90 @@ def fail(message: str, code: int) -> None:
   raise SystemExit(code)
 
 
-def _remove_empty_dirs(root: pathlib.Path) -> None:
-  """Removes `root` and its sub-folders where they hold no file."""
-  if not root.is_dir():
-    return
-  for folder in sorted((p for p in root.rglob('*') if p.is_dir()),
-                       key=lambda p: len(p.parts), reverse=True):
-    if not any(folder.iterdir()):
-      folder.rmdir()
-  if not any(root.iterdir()):
-    root.rmdir()
+# A user's mistake or set-up exits 2; a run that started and failed exits 1.
+_USER_ERRORS = (common.ConfigError, DatasetLayoutError, UnreadableVideosError)
+_RUN_ERRORS = (common.RunError, FloatingPointError)
+# What a multi-host run's survivors see when a peer dies (jax / gloo).
+_PEER_GONE = ('heartbeat', 'another task died', 'Connection reset',
+              'Connection closed', 'connection refused', 'coordination service',
+              'DEADLINE_EXCEEDED', 'UNAVAILABLE')
+
+
+def _multi_process() -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_count() > 1
+
+
+def _one_line(error: BaseException) -> tuple[str, int] | None:
+  """(message, exit code) for an error a user or machine can cause."""
+  if isinstance(error, KeyboardInterrupt):
+    return ('interrupted; re-run the same command to resume from the newest '
+            'checkpoint', 1)
+  if isinstance(error, DatasetLayoutError):
+    return error.summary, 2
+  if isinstance(error, _USER_ERRORS):
+    return str(error), 2
+  if isinstance(error, _RUN_ERRORS):
+    return str(error), 1
+  if isinstance(error, OSError):
+    code = 2 if error.errno in workdir_lib.USER_ERRNOS else 1
+    return workdir_lib.describe_os_error(error), code
+  text = str(error)
+  if (type(error).__name__ in ('JaxRuntimeError', 'XlaRuntimeError')
+      and _multi_process()
+      and any(word.lower() in text.lower() for word in _PEER_GONE)):
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    return (f'a process of this multi-host run stopped ({first[:300]}); '
+            'restart every process with the same command to resume from the '
+            'newest checkpoint', 1)
+  return None
 
 
 def run(config: Any, *, config_file: str, workdir: str | None,
-        verbose: bool = False, expect_runner: str | None = None) -> Any:
+        verbose: bool = False, expect_runner: str | None = None,
+        resume: str = 'auto') -> Any:
   """Runs `config` with the runner it names; user errors exit cleanly.
 
   Args:
     config: the parsed, locked `--config`.
     config_file: the `--config` value (names the default workdir).
-    workdir: `--workdir`, or None for `common.default_workdir(config_file)`.
+    workdir: `--workdir` (a folder or a `gs://` URL), or None for
+      `common.default_workdir(config_file)`.
     verbose: re-raise errors with their traceback instead of one line.
     expect_runner: refuse configs of another runner (an entry point that
       runs only one kind).
+    resume: `--resume`: 'auto', 'fork' or 'restart' (classification runs;
+      see `sideways_jax/experiments/resume.py`).
 
   Returns:
     What the runner's `run` returns.
 
   Raises:
-    SystemExit: a user error, after printing it on one line.
+    SystemExit: a user error (exit 2) or a failed run (exit 1), after
+      printing it on one line.
   """
   if config.runner not in RUNNERS:
     fail(f'runner={config.runner!r}: choose one of {tuple(RUNNERS)}', 2)
   if expect_runner and config.runner != expect_runner:
     fail(f'{config_file} is a {config.runner!r} config; run it with '
          f'python experiments/main.py --config={config_file}', 2)
-  folder = pathlib.Path(workdir or common.default_workdir(config_file))
+  if resume != 'auto' and config.runner not in RESUMABLE:
+    fail(f'--resume={resume} applies to {RESUMABLE} runs only', 2)
+  folder = workdir_lib.as_path(workdir or common.default_workdir(config_file))
   existed = folder.exists()
   try:
+    workdir_lib.prepare_folder(folder)
     # Imported here so that a run loads only its own runner's dependencies.
     runner = importlib.import_module(RUNNERS[config.runner])
+    if config.runner in RESUMABLE:
+      return runner.run(config, folder, resume=resume)
     return runner.run(config, folder)
-  except (common.ConfigError, DatasetLayoutError, FloatingPointError,
-          KeyboardInterrupt) as e:
-    if not existed:
-      _remove_empty_dirs(folder)
-    if verbose:
+  except BaseException as e:  # pylint: disable=broad-except
+    handled = _one_line(e)
+    if handled is None or verbose:
       raise
-    if isinstance(e, KeyboardInterrupt):
-      fail('interrupted; re-run the same command to resume from the newest '
-           'checkpoint', 1)
-    if isinstance(e, DatasetLayoutError):
-      fail(e.summary, 2)
-    fail(str(e), 1 if isinstance(e, FloatingPointError) else 2)
+    if not existed:
+      # A failed start leaves no half-made folder (a run's lock and empty
+      # folders go; anything a run wrote stays).
+      workdir_lib.remove_empty_dirs(folder)
+    fail(*handled)

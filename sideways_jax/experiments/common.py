@@ -6,14 +6,24 @@ This module imports no runner, so every runner can import it (no circle).
 from __future__ import annotations
 
 import functools
+import io
 import pathlib
 from typing import Any
+
+from etils import epath
 
 WORKDIR_ROOT = 'workdirs'
 
 
 class ConfigError(ValueError):
   """A config value that cannot work; the message says what to change."""
+
+
+class RunError(RuntimeError):
+  """A run that started and then failed (storage, data, a peer process).
+
+  The message says what happened, what was kept and how to go on.
+  """
 
 
 def run_algorithms(config: Any, known: tuple[str, ...],
@@ -88,24 +98,31 @@ def sweep_label(config: Any, value: Any) -> str:
   return f'{field.rsplit(".", 1)[-1]}={value}' if field else ''
 
 
-def default_workdir(config_file: str) -> pathlib.Path:
+def default_workdir(config_file: str) -> epath.Path:
   """workdirs/<config name>[_<arg>] for a --config like 'configs/x.py:smoke'."""
   path, _, arg = config_file.partition(':')
   name = pathlib.Path(path).stem
   if arg:
     name += '_' + ''.join(c if c.isalnum() else '_' for c in arg)
-  return pathlib.Path(WORKDIR_ROOT) / name
+  return epath.Path(WORKDIR_ROOT) / name
 
 
-def save_figure(fig: Any, path: str | pathlib.Path) -> pathlib.Path:
-  """Writes a matplotlib figure as PNG and closes it; returns the path."""
+def save_figure(fig: Any, path: str | pathlib.Path
+               ) -> pathlib.Path | epath.Path:
+  """Writes a matplotlib figure as PNG and closes it; returns the path.
+
+  `path` may be local (a `pathlib.Path` comes back) or a bucket URL (the
+  PNG is rendered in memory, then written).
+  """
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  path = pathlib.Path(path)
+  path = epath.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  png = io.BytesIO()
+  fig.savefig(png, format='png', dpi=120)
   plt.close(fig)
-  return path
+  path.write_bytes(png.getvalue())
+  return path if '://' in str(path) else pathlib.Path(path)
 
 
 def pyplot() -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sideways_jax.experiments import cli
+from sideways_jax.experiments import resume
 
 
 def _absl_app(define: Callable[[Any], None], body: Callable[[Any], None], *,
@@ -55,6 +56,12 @@ def main(expect_runner: str | None = None) -> None:
     config_flags.DEFINE_config_file(
         'config', None, 'Experiment config, e.g. configs/hmdb_simplecnn.py '
         '(append :smoke for a tiny run).', lock_config=True)
+    flags.DEFINE_enum(
+        'resume', 'auto', resume.MODES, 'When the workdir holds a run: '
+        "'auto' continues it if the config differs at most in keys that "
+        "leave the numbers unchanged; 'fork' continues from its newest "
+        "checkpoint with this config; 'restart' moves it aside and starts "
+        'over.')
 
   def body(flag_values):
     cli.run(flag_values.config,
@@ -63,7 +70,7 @@ def main(expect_runner: str | None = None) -> None:
             workdir=flag_values.workdir,
             # The env var too: a run's own errors honour it like flag errors.
             verbose=flag_values.verbose or cli.verbose_requested(sys.argv),
-            expect_runner=expect_runner)
+            expect_runner=expect_runner, resume=flag_values.resume)
 
   _absl_app(define, body, needs_config=True)
 

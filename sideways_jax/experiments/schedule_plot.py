@@ -1,7 +1,8 @@
 """A picture of pipeline schedules: which device works on which frame, when.
 
 Drawn from `sideways_jax.parallel.schedule` tables, the ones the programs
-run. One panel per schedule; row i is stage-device i, column t is tick t.
+run (each mesh program names its own, `MeshProgram.schedule`). One panel
+per schedule; row i is stage-device i, column t is tick t.
 A cell's upper half is the forward pass it runs (frame number inside), its
 lower half the backward pass. GPipe and 1F1B re-run a stage's forward from
 the stored input at the backward tick; their top stage only stores its
@@ -20,44 +21,40 @@ import numpy as np
 from sideways_jax.parallel import schedule as schedule_lib
 
 
-
 def clip_length(num_stages: int) -> int:
   """Frames drawn: 2D, enough for Sideways' steady state to show."""
   return max(4, 2 * num_stages)
 
-TITLES = {'sideways': 'Sideways (no stored activations)',
-          'bp_model': 'BP model-parallel (one device at a time)',
-          'bp_gpipe': 'GPipe (all forwards, then all backwards)',
-          'bp_1f1b': '1F1B (one forward + one backward a tick)'}
+
 _FORWARD, _BACKWARD, _ZEROS = '#4c78a8', '#f58518', '#dddddd'
 _STORED = '#a6c4e0'  # input stored only (top stage of GPipe / 1F1B)
 
 
-def draw(plt: Any, schedules: Sequence[schedule_lib.Schedule]) -> Any:
-  """A matplotlib figure of `schedules`, one panel each, shared tick axis."""
-  width = max(s.num_ticks for s in schedules)
+def draw(plt: Any,
+         schedules: Sequence[tuple[str, schedule_lib.Schedule]]) -> Any:
+  """A figure of (title, schedule) pairs, one panel each, shared tick axis."""
+  width = max(s.num_ticks for _, s in schedules)
   fig, axes = plt.subplots(len(schedules), 1, squeeze=False,
                            figsize=(min(20, max(6, 0.32 * width + 1.5)),
                                     1.0 + 0.45 * sum(s.num_stages + 1.5
-                                                     for s in schedules)))
-  for ax, sched in zip(axes[:, 0], schedules):
-    _panel(ax, sched, width)
+                                                     for _, s in schedules)))
+  for ax, (title, sched) in zip(axes[:, 0], schedules):
+    _panel(ax, title, sched, width)
   axes[-1, 0].set_xlabel('tick (a forward climbs, a cotangent descends, '
                          'one stage per tick)')
   return fig
 
 
-def _panel(ax: Any, sched: schedule_lib.Schedule, width: int) -> None:
+def _panel(ax: Any, title: str, sched: schedule_lib.Schedule,
+           width: int) -> None:
   d = sched.num_stages
-  sideways = sched.name == 'sideways'
-  pipeline = sched.name in schedule_lib.PIPELINES
   for t in range(sched.num_ticks):
     for i in range(d):
-      stored = pipeline and i == d - 1
+      stored = sched.rematerialises and i == d - 1
       halves = ((sched.forward[t, i], _STORED if stored else _FORWARD, 0.0),
                 (sched.backward[t, i], _BACKWARD, 0.5))
       for frame, colour, y0 in halves:
-        if frame == schedule_lib.NONE and not sideways:
+        if frame == schedule_lib.NONE and not sched.idle_runs:
           continue
         real = frame != schedule_lib.NONE
         ax.add_patch(_rect(t, i + y0, colour if real else _ZEROS))
@@ -71,8 +68,8 @@ def _panel(ax: Any, sched: schedule_lib.Schedule, width: int) -> None:
   ax.set_xticks(range(0, width + 1, max(1, width // 16)))
   ax.tick_params(axis='x', labelsize=7)
   frames = int(max(sched.forward.max(), sched.backward.max())) + 1
-  ax.set_title(f'{TITLES[sched.name]}: {sched.num_ticks} ticks for '
-               f'{frames} frames (blue forward, orange backward)',
+  ax.set_title(f'{title}: {sched.num_ticks} ticks for {frames} frames '
+               '(blue forward, orange backward)',
                fontsize=8)
 
 

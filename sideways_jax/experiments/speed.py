@@ -2,13 +2,13 @@
 
 `run(config, workdir)` measures training steps per second (one step = one
 clip of K random-number frames and one optimizer update) of the config's
-algorithms on the same D x mesh.data devices: 'bp_model' (exact BP, one
-stage per device, the paper's baseline), 'bp_data' (exact BP, data
-parallel), 'bp_gpipe' and 'bp_1f1b' (exact BP pipelined over frames) and
-'sideways'. `num_train_steps` steps x `repeats`, best average, as in the
-paper. Also: each algorithm's memory per device from the compiled program
-at every K of `memory_clip_lengths`, the per-stage cost table (one Sideways
-step of each stage, timed on one device), the load-balance bound
+algorithms on the same D x mesh.data devices: with `compare=True` every
+mesh algorithm of the table (`sideways_jax.algorithms.MESH_ALGORITHMS`),
+the paper's baseline first ('bp': exact BP, one stage per device).
+`timed_steps` steps x `repeats`, best average, as in the paper. Also: each
+algorithm's memory per device from the compiled program at every K of
+`memory_clip_lengths`, the per-stage cost table (one Sideways step of each
+stage, `kernel.stage_step`, timed on one device), the load-balance bound
 sum(cost) / max(cost) and the fraction of it each pipeline reaches.
 
 Writes into the workdir (process 0): results.json (every number) and
@@ -32,45 +32,35 @@ import optax
 from jax.experimental import multihost_utils
 
 import sideways_jax as sj
+from sideways_jax import algorithms
 from sideways_jax import models
 from sideways_jax.experiments import common
 from sideways_jax.experiments import schedule_plot
 from sideways_jax.parallel import distributed
 from sideways_jax.parallel import mesh as mesh_lib
+from sideways_jax.parallel import program as program_lib
 from sideways_jax.parallel import schedule as schedule_lib
 from sideways_jax.parallel import timing
-from sideways_jax.parallel import trainer as trainer_lib
 
-LAYER_BUILDERS = {'simple_cnn': models.simple_cnn_layers,
-                  'vgg8': models.vgg8_layers}
 PARTITIONS = ('layers', 'flops', 'measured', 'explicit')
-# compare=True runs every algorithm, the baseline first.
-ALGORITHMS = trainer_lib.ALGORITHMS
-PIPELINED = ('bp_gpipe', 'bp_1f1b', 'sideways')
+# compare=True runs every mesh algorithm; the table lists the paper's
+# baseline (model-parallel BP) first, and ratios are to it.
+ALGORITHMS = algorithms.MESH_ALGORITHMS
+BASELINE = ALGORITHMS[0]
 
 
-def _layers(config: Any):
-  return LAYER_BUILDERS[config.model.name](config.data.num_classes,
-                                           **config.model.kwargs.to_dict())
+def _layers(config: Any) -> tuple[models.Layer, ...]:
+  return models.build_model(config.model.name, 'layers',
+                            config.data.num_classes,
+                            **config.model.kwargs.to_dict())
 
 
-def check_config(config: Any) -> tuple[tuple[str, ...], dict[str, str]]:
-  """(the algorithms to run, {skipped algorithm: why}).
-
-  Under compare=True an algorithm whose batch shards cannot split the batch
-  (bp_data splits it over every device) is skipped, and the report says so.
-  Reads the config only (no device is touched, nothing compiles).
-
-  Raises:
-    common.ConfigError: the config cannot work.
-  """
-  algorithms = common.run_algorithms(config, ALGORITHMS, ALGORITHMS)
-  if config.runner != 'speed':
-    raise common.ConfigError(f"runner={config.runner!r}: this is the 'speed' "
-                             'runner')
-  if config.model.name not in LAYER_BUILDERS:
-    raise common.ConfigError(f'model.name={config.model.name!r}: choose one '
-                             f'of {sorted(LAYER_BUILDERS)}')
+def _check_model(config: Any) -> None:
+  """The model, its cut and the mesh fit together (nothing is built)."""
+  try:
+    models.get_model_builder(config.model.name, 'layers')
+  except ValueError as e:
+    raise common.ConfigError(f'model.name: {e}') from None
   if config.model.partition not in PARTITIONS:
     raise common.ConfigError(f'model.partition={config.model.partition!r}: '
                              f'choose one of {PARTITIONS}')
@@ -95,27 +85,55 @@ def check_config(config: Any) -> tuple[tuple[str, ...], dict[str, str]]:
   if d > num_layers:
     raise common.ConfigError(f'model.num_stages={d} exceeds the '
                              f'{num_layers} layers of {config.model.name}')
+
+
+def _check_algorithm(config: Any, name: str) -> str | None:
+  """Why `name` cannot run with this config (None: it can).
+
+  Raises:
+    common.ConfigError: a bad option or a clip too short, which no
+      algorithm choice fixes.
+  """
+  row, d = algorithms.get(name), config.model.num_stages
+  try:
+    algorithms.resolve_options(name, config.options[name].to_dict(),
+                               algorithms.MESH)
+    row.check_clip_length(config.data.clip_length, d)
+  except ValueError as e:
+    raise common.ConfigError(f'{name}: {e}') from None
+  shards = row.load_mesh_program().num_batch_shards(config.mesh.data, d)
+  if config.batch_size % shards:
+    return (f'batch_size={config.batch_size} does not split over the '
+            f'{shards} batch shards of {name!r}: use a multiple of {shards}')
+  return None
+
+
+def check_config(config: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+  """(the algorithms to run, {skipped algorithm: why}).
+
+  Under compare=True an algorithm whose batch shards cannot split the batch
+  (bp_data splits it over every device) is skipped, and the report says so;
+  the config's own `algorithm` must run. Reads the config only (no device
+  is touched, nothing compiles).
+
+  Raises:
+    common.ConfigError: the config cannot work.
+  """
+  to_run = common.run_algorithms(config, ALGORITHMS, ALGORITHMS)
+  if config.runner != 'speed':
+    raise common.ConfigError(f"runner={config.runner!r}: this is the 'speed' "
+                             'runner')
+  _check_model(config)
+  if config.timed_steps < 1 or config.repeats < 0:
+    raise common.ConfigError('timed_steps must be >= 1 and repeats >= 0')
   skipped = {}
-  for algorithm in algorithms:
-    shards = config.mesh.data * (d if algorithm == 'bp_data' else 1)
-    if config.batch_size % shards:
-      why = (f'batch_size={config.batch_size} does not split over the '
-             f'{shards} batch shards of {algorithm!r}: use a multiple of '
-             f'{shards}')
-      if not config.compare or algorithm != 'bp_data':
-        raise common.ConfigError(why)
-      skipped[algorithm] = why
-  algorithms = tuple(a for a in algorithms if a not in skipped)
-  if 'sideways' in algorithms and config.data.clip_length < 2 * d - 1:
-    raise common.ConfigError(
-        f'Sideways on {d} stages needs clips of >= {2 * d - 1} frames; got '
-        f'data.clip_length={config.data.clip_length}')
-  if config.num_train_steps < 1 or config.repeats < 0:
-    raise common.ConfigError('num_train_steps must be >= 1 and repeats >= 0')
-  if config.options.bp.mode not in ('batched', 'scanned'):
-    raise common.ConfigError(f"options.bp.mode={config.options.bp.mode!r}: choose 'batched' "
-                             "or 'scanned'")
-  return algorithms, skipped
+  for name in to_run:
+    why = _check_algorithm(config, name)
+    if why and name == config.algorithm:
+      raise common.ConfigError(why)
+    if why:
+      skipped[name] = why
+  return tuple(a for a in to_run if a not in skipped), skipped
 
 
 def _init(stages, frame, seed):
@@ -126,6 +144,18 @@ def _init(stages, frame, seed):
 def _boundaries_of(stages) -> tuple[int, ...]:
   sizes = [len(stage.names) for stage in stages]
   return tuple(sum(sizes[:i]) for i in range(1, len(sizes)))
+
+
+def _xent(logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                         labels).mean()
+
+
+def _stage_costs(config: Any, stages, variables, frame) -> list[float]:
+  """Seconds of one Sideways step of each stage, with the training loss."""
+  labels = jnp.zeros((frame.shape[0],), jnp.int32)
+  return timing.stage_costs(stages, variables, frame, labels, _xent,
+                            config.cost_iters)
 
 
 def _stages(config: Any, frame: jax.Array):
@@ -143,8 +173,8 @@ def _stages(config: Any, frame: jax.Array):
     return stages, _boundaries_of(stages)
   else:  # 'measured': balance the timed cost of each layer.
     singles = models.group_layers(layers, range(1, len(layers)))
-    costs = timing.stage_costs(singles, _init(singles, frame, config.seed),
-                               frame, config.cost_iters)
+    costs = _stage_costs(config, singles, _init(singles, frame, config.seed),
+                         frame)
     if jax.process_count() > 1:
       # Timings differ from process to process, but every process must cut
       # the model alike (else their programs differ and the run hangs).
@@ -154,108 +184,125 @@ def _stages(config: Any, frame: jax.Array):
   return models.group_layers(layers, boundaries), tuple(boundaries)
 
 
-def _xent(logits, labels):
-  return optax.softmax_cross_entropy_with_integer_labels(logits,
-                                                         labels).mean()
-
-
-def _options(config: Any, algorithm: str) -> dict[str, Any]:
-  return ({'bp_mode': config.options.bp.mode} if algorithm == 'bp_data'
-          else {})
-
-
-def _measure(config: Any, algorithms: tuple[str, ...]) -> dict[str, Any]:
-  d, b = config.model.num_stages, config.batch_size
-  size = config.data.resolution
-  num_frames = config.data.clip_length
-  local_batch = b // config.mesh.data
-  frame = jnp.zeros((local_batch, size, size, 3), jnp.float32)
-  stages, boundaries = _stages(config, frame)
-  variables = _init(stages, frame, config.seed)
+def _describe(config: Any, algorithms_run: tuple[str, ...], stages,
+              boundaries, variables, frame, costs) -> dict[str, Any]:
+  """The results' header: setup, devices, load and the stage table."""
   summary = models.describe(stages, frame, variables)
-  timed = config.repeats > 0
-  costs = (timing.stage_costs(stages, variables, frame, config.cost_iters)
-           if timed else [])
-  mesh = mesh_lib.make_mesh(config.mesh.data, d)
-  clip_shape = (num_frames, b, size, size, 3)
-  results: dict[str, Any] = {
+  results = {
       'config': config.to_dict(),
-      'algorithms': list(algorithms),
+      'algorithms': list(algorithms_run),
+      'baseline': BASELINE,
       'devices': f'{jax.device_count()} x {jax.devices()[0].device_kind} '
                  f'in {jax.process_count()} process(es)',
       'load_average': list(os.getloadavg()),
       'boundaries': list(boundaries),
       'stages': [{'layers': list(s.layers), 'mflops_per_frame': s.flops / 1e6,
                   'params': s.num_params,
-                  **({'step_ms': 1e3 * c} if timed else {})}
-                 for s, c in zip(summary.stages, costs or [0.0] * d)],
+                  **({'step_ms': 1e3 * c} if costs else {})}
+                 for s, c in zip(summary.stages,
+                                 costs or [0.0] * len(stages))],
       'flops_balance_bound': timing.balance_bound(
           [s.flops for s in summary.stages]),
       'steps_per_s': {}, 'repeats': {}, 'cpu_share': {}, 'memory': {},
   }
-  if timed:
+  if costs:
     results['balance_bound'] = timing.balance_bound(costs)
-  optimizer = optax.sgd(config.optimizer.learning_rate, momentum=0.9)
-  lengths = sorted({num_frames, *config.memory_clip_lengths})
-  runs = {}
-  for algorithm in algorithms:
-    trainer = trainer_lib.ParallelTrainer(
-        algorithm, stages, variables, mesh, _xent, optimizer,
-        jax.ShapeDtypeStruct(clip_shape, jnp.float32),
-        options=_options(config, algorithm))
-    state = trainer.init(variables)
-    # Sideways needs K >= 2D-1: shorter memory points are left out (n/a).
-    shortest = 2 * d - 1 if algorithm == 'sideways' else 1
-    results['memory'][algorithm] = {
-        str(k): trainer.memory_analysis(state, *trainer.abstract_batch(k))
-        for k in lengths if k >= shortest}
-    if algorithm in schedule_lib.PIPELINES:
-      results.setdefault('stored_bytes', {})[algorithm] = {
-          str(k): _stored_bytes(trainer, algorithm, k) for k in lengths}
-    if not timed:
-      continue
-    clip, labels = timing.random_batch(mesh, trainer.batch_spec, clip_shape,
-                                       config.data.num_classes, config.seed)
-    step = lambda s, t=trainer, c=clip, y=labels: t.train_step(s, c, y)
-    state, metrics = step(state)  # Compiles.
-    if not bool(metrics['loss_is_finite']):
-      raise FloatingPointError(f'{algorithm}: non-finite loss or gradient; '
-                               'lower optimizer.learning_rate')
-    runs[algorithm] = [step, state]
-  # Repeats interleave the algorithms, so that a change in the machine's
-  # load during the run hits all of them alike.
-  for _ in range(config.repeats):
-    for algorithm, run_ in runs.items():
-      rate, cpu_share, run_[1] = timing.time_steps(run_[0], run_[1],
-                                                   config.num_train_steps)
-      results['repeats'].setdefault(algorithm, []).append(rate)
-      results['cpu_share'].setdefault(algorithm, []).append(cpu_share)
-  del runs
-  for algorithm, rates in results['repeats'].items():
-    results['steps_per_s'][algorithm] = max(rates)
-  results['load_average_end'] = list(os.getloadavg())
-  rate = results['steps_per_s']
-  if 'bp_model' in rate:
-    results['vs_bp_model'] = {a: r / rate['bp_model'] for a, r in rate.items()}
-    # What is left once stage imbalance is accounted for: bubbles,
-    # communication and the per-step overheads of each program.
-    results['fraction_of_balance_bound'] = {
-        a: results['vs_bp_model'][a] / results['balance_bound']
-        for a in PIPELINED if a in rate}
   return results
 
 
-def _stored_bytes(trainer: trainer_lib.ParallelTrainer, algorithm: str,
-                  num_frames: int) -> int:
+def _size(config: Any, name: str, program: program_lib.MeshProgram,
+          state: Any, results: dict[str, Any]) -> None:
+  """Memory per device at every clip length, and what pipelines store."""
+  row = algorithms.get(name)
+  lengths = sorted({config.data.clip_length, *config.memory_clip_lengths})
+  # Sideways needs K >= 2D-1: shorter memory points are left out (n/a).
+  shortest = row.min_clip_length(program.num_stages)
+  results['memory'][name] = {
+      str(k): program.memory_analysis(state, *program.abstract_batch(k))
+      for k in lengths if k >= shortest}
+  if row.pipelined and row.exact:  # GPipe, 1F1B: stored frames.
+    results.setdefault('stored_bytes', {})[name] = {
+        str(k): _stored_bytes(program, k) for k in lengths}
+
+
+def _prepare(config: Any, name: str, stages, variables, mesh,
+             results: dict[str, Any]):
+  """Builds, sizes and (if timed) compiles one algorithm: [step, state]."""
+  size = config.data.resolution
+  clip_shape = (config.data.clip_length, config.batch_size, size, size, 3)
+  optimizer = optax.sgd(config.optimizer.learning_rate, momentum=0.9)
+  program = program_lib.mesh_program(
+      name, stages, variables, mesh, _xent, optimizer,
+      jax.ShapeDtypeStruct(clip_shape, jnp.float32),
+      options=config.options[name].to_dict())
+  state = program.init(variables, jax.random.PRNGKey(config.seed))
+  _size(config, name, program, state, results)
+  if config.repeats == 0:
+    return None
+  clip, labels = timing.random_batch(mesh, program.batch_spec, clip_shape,
+                                     config.data.num_classes, config.seed)
+  step = lambda s, p=program, c=clip, y=labels: p.update(s, c, y)
+  state, metrics = step(state)  # Compiles.
+  if not bool(metrics['loss_is_finite']):
+    raise FloatingPointError(f'{name}: non-finite loss or gradient; lower '
+                             'optimizer.learning_rate')
+  return [step, state]
+
+
+def _time(config: Any, runs: dict[str, list], results: dict[str, Any]
+          ) -> None:
+  """Times every run; ratios to the baseline and to the balance bound."""
+  # Repeats interleave the algorithms, so that a change in the machine's
+  # load during the run hits all of them alike.
+  for _ in range(config.repeats):
+    for name, run_ in runs.items():
+      rate, cpu_share, run_[1] = timing.time_steps(run_[0], run_[1],
+                                                   config.timed_steps)
+      results['repeats'].setdefault(name, []).append(rate)
+      results['cpu_share'].setdefault(name, []).append(cpu_share)
+  for name, rates in results['repeats'].items():
+    results['steps_per_s'][name] = max(rates)
+  results['load_average_end'] = list(os.getloadavg())
+  rate = results['steps_per_s']
+  if BASELINE in rate:
+    results['vs_baseline'] = {a: r / rate[BASELINE] for a, r in rate.items()}
+    # What is left once stage imbalance is accounted for: bubbles,
+    # communication and the per-step overheads of each program.
+    results['fraction_of_balance_bound'] = {
+        a: results['vs_baseline'][a] / results['balance_bound']
+        for a in rate if algorithms.get(a).pipelined}
+
+
+def _measure(config: Any, algorithms_run: tuple[str, ...]) -> dict[str, Any]:
+  size = config.data.resolution
+  local_batch = config.batch_size // config.mesh.data
+  frame = jnp.zeros((local_batch, size, size, 3), jnp.float32)
+  stages, boundaries = _stages(config, frame)
+  variables = _init(stages, frame, config.seed)
+  costs = (_stage_costs(config, stages, variables, frame)
+           if config.repeats > 0 else [])
+  results = _describe(config, algorithms_run, stages, boundaries, variables,
+                      frame, costs)
+  mesh = mesh_lib.make_mesh(config.mesh.data, config.model.num_stages)
+  runs = {}
+  for name in algorithms_run:
+    run_ = _prepare(config, name, stages, variables, mesh, results)
+    if run_ is not None:
+      runs[name] = run_
+  _time(config, runs, results)
+  return results
+
+
+def _stored_bytes(program: Any, num_frames: int) -> int:
   """Bytes of the inputs and cotangents a pipeline stores, per device.
 
   From the tick table: part of the compiled program's temp bytes, which
   also hold the gradient sums and the update's buffers (the peak may lie
   outside the tick loop, where these buffers are not live).
   """
-  layout = trainer.layout
-  depths = schedule_lib.buffer_depths(schedule_lib.make_schedule(
-      algorithm, num_frames, trainer.num_stages))
+  layout = program.layout
+  depths = schedule_lib.buffer_depths(program.schedule(num_frames,
+                                                       program.num_stages))
   row = layout.frame.shape[0] * layout.act_size * layout.act_dtype.itemsize
   return sum(depths) * row
 
@@ -264,26 +311,20 @@ def _mib(n: int) -> str:
   return f'{n / 2**20:9.1f}'
 
 
-def format_report(results: dict[str, Any]) -> str:
-  """A printable report: Table 2's row, memory, the stage table, the bound."""
+def _speed_lines(results: dict[str, Any]) -> list[str]:
+  """Steps/s, ratio to the baseline and memory of every algorithm."""
   c = results['config']
   lengths = sorted({int(k) for m in results['memory'].values() for k in m})
-  lines = [
-      f"{c['model']['name']}: batch {c['batch_size']} x "
-      f"{c['data']['clip_length']} frames x {c['data']['resolution']}^2, "
-      f"{c['model']['num_stages']} stages x {c['mesh']['data']} data shards "
-      f"on {results['devices']}",
-      f"load average at start: {results['load_average']}, at end: "
-      f"{results['load_average_end']}"]
+  lines = []
   if results['steps_per_s']:
     lines.append(f"training steps/s (best of {c['repeats']} x "
-                 f"{c['num_train_steps']} steps):")
-  head = '  algorithm   steps/s  x bp_model' + ''.join(
+                 f"{c['timed_steps']} steps):")
+  lines.append(f"  algorithm   steps/s  x {results['baseline']:7s}" + ''.join(
       f'  MiB@K={k:<3d}' for k in lengths)
-  lines.append(head + '   (memory per device: temp + arguments)')
+               + '   (memory per device: temp + arguments)')
   for name, memory in results['memory'].items():
     rate = results['steps_per_s'].get(name)
-    ratio = results.get('vs_bp_model', {}).get(name)
+    ratio = results.get('vs_baseline', {}).get(name)
     lines.append(
         f'  {name:9s} ' + (f'{rate:9.3f}' if rate else '      n/a')
         + (f'  {ratio:9.2f}x' if ratio else '          ')
@@ -300,9 +341,14 @@ def format_report(results: dict[str, Any]) -> str:
                  + ', '.join(f'{r:.3f}' for r in runs) + '; process CPU '
                  'share: ' + ', '.join(f'{s:.2f}'
                                        for s in results['cpu_share'][name]))
-  lines.append(f"per-stage cost of one Sideways step (boundaries "
-               f"{results['boundaries']}):")
-  lines.append('  stage  layers                 MFLOPs/frame    ms/step')
+  return lines
+
+
+def _stage_lines(results: dict[str, Any]) -> list[str]:
+  """The per-stage cost table and the balance bound."""
+  lines = [f"per-stage cost of one Sideways step (boundaries "
+           f"{results['boundaries']}):",
+           '  stage  layers                 MFLOPs/frame    ms/step']
   for i, row in enumerate(results['stages']):
     ms = f"{row['step_ms']:10.2f}" if 'step_ms' in row else '       n/a'
     lines.append(f"  {i:5d}  {'+'.join(row['layers']):22s} "
@@ -310,11 +356,36 @@ def format_report(results: dict[str, Any]) -> str:
   if 'balance_bound' in results:
     lines.append(f"load-balance bound sum/max: {results['balance_bound']:.2f} "
                  f"measured, {results['flops_balance_bound']:.2f} by FLOPs "
-                 f"(ideal {c['model']['num_stages']})")
+                 f"(ideal {results['config']['model']['num_stages']})")
   for name, frac in results.get('fraction_of_balance_bound', {}).items():
-    lines.append(f'  {name} / bp_model reaches {frac:.0%} of the measured '
-                 'bound')
-  return '\n'.join(lines)
+    lines.append(f"  {name} / {results['baseline']} reaches {frac:.0%} of "
+                 'the measured bound')
+  return lines
+
+
+def format_report(results: dict[str, Any]) -> str:
+  """A printable report: Table 2's row, memory, the stage table, the bound."""
+  c = results['config']
+  return '\n'.join([
+      f"{c['model']['name']}: batch {c['batch_size']} x "
+      f"{c['data']['clip_length']} frames x {c['data']['resolution']}^2, "
+      f"{c['model']['num_stages']} stages x {c['mesh']['data']} data shards "
+      f"on {results['devices']}",
+      f"load average at start: {results['load_average']}, at end: "
+      f"{results['load_average_end']}"] + _speed_lines(results)
+                   + _stage_lines(results))
+
+
+def schedules(num_stages: int) -> list[tuple[str, schedule_lib.Schedule]]:
+  """(title, tick table) of every mesh algorithm that has one."""
+  k = schedule_plot.clip_length(num_stages)
+  out = []
+  for name in ALGORITHMS:
+    program = algorithms.get(name).load_mesh_program()
+    if program.schedule is not None:
+      table = program.schedule(k, num_stages)
+      out.append((f'{name}: {table.title}', table))
+  return out
 
 
 def run(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
@@ -323,11 +394,11 @@ def run(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   Raises:
     common.ConfigError: the config cannot work (before anything compiles).
   """
-  algorithms, skipped = check_config(config)
+  algorithms_run, skipped = check_config(config)
   distributed.initialize_distributed(distributed.DistributedConfig(
       **config.distributed.to_dict()))
   try:
-    results = _measure(config, algorithms)
+    results = _measure(config, algorithms_run)
     results['skipped'] = skipped
   except jax.errors.JaxRuntimeError as e:
     if jax.process_count() == 1:
@@ -342,11 +413,8 @@ def run(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / 'results.json', 'w') as f:
       json.dump(results, f, indent=1)
-    d = config.model.num_stages
-    tables = [schedule_lib.make_schedule(name, schedule_plot.clip_length(d),
-                                         d) for name in schedule_lib.SCHEDULES]
-    common.save_figure(schedule_plot.draw(common.pyplot(), tables),
+    common.save_figure(schedule_plot.draw(
+        common.pyplot(), schedules(config.model.num_stages)),
                        workdir / 'schedule.png')
     print(format_report(results), flush=True)
   return results
-

@@ -1,11 +1,17 @@
 """Exact BP, one stage per device (model parallelism): per-device program.
 
-The paper's baseline (Table 2). For each frame the activation climbs the
-stage-devices one tick at a time (device k works at tick k, the others wait),
-the top device computes the loss, and autodiff replays the ticks in reverse:
-the transpose of each tick's `lax.cond` runs stage k's backward on device k
-only and the transpose of each `ppermute` sends the cotangent one device
-down. So at any moment one device works, as in model-parallel BP on GPUs.
+The paper's baseline (Table 2), algorithm 'bp' on a mesh. For each frame
+the activation climbs the stage-devices one tick at a time (device k runs
+`kernel.stage_forward` of stage k at tick k, the others wait), the top
+device computes the loss, and autodiff replays the ticks in reverse: the
+transpose of each tick's `lax.cond` runs stage k's backward on device k only
+and the transpose of each `ppermute` sends the cotangent one device down.
+So at any moment one device works, as in model-parallel BP on GPUs.
+
+The backward is autodiff's, not `kernel.stage_step`: the kernel re-runs a
+stage's forward at its vjp, and calling it at the backward ticks would
+compute every forward twice (the baseline ~4/3 slower, every speed ratio
+distorted). Autodiff keeps each tick's residuals from the forward instead.
 
 Frames are processed one after another in a `lax.scan` (memory constant in
 the clip length), giving the same numbers as `sideways_jax.bp_grads`.
@@ -13,115 +19,122 @@ the clip length), giving the same numbers as `sideways_jax.bp_grads`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sideways_jax import chain as chain_lib
-from sideways_jax.parallel import flat as flat_lib
-from sideways_jax.parallel import layout as layout_lib
+from sideways_jax.parallel import local as local_lib
 from sideways_jax.parallel import mesh as mesh_lib
-from sideways_jax.parallel import slots as slots_lib
-from sideways_jax.parallel.sideways_mp import LocalFn
-from sideways_jax.parallel.sideways_mp import LocalResult
+from sideways_jax.parallel import program as program_lib
+from sideways_jax.parallel import schedule as schedule_lib
+from sideways_jax.parallel import staged
 
 
-def bp_model_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
-                   loss_fn: Callable, *, train: bool = True,
-                   unroll: int | bool = 1) -> LocalFn:
+def _tick(k: int, setup: local_lib.LocalSetup, state: jax.Array,
+          rng: jax.Array | None, params: Any, h: jax.Array,
+          frame: jax.Array, target: Any, t: jax.Array) -> tuple:
+  """Tick k of frame t: stage k forwards on device k; the others wait.
+
+  Returns (row sent up, loss, top output row, state row), zeros on every
+  device but k (the loss and output only at the top).
+  """
+  top = k == setup.num_stages - 1
+  zeros = setup.zeros(frame.shape[0])
+  no_loss = jnp.zeros((), jnp.float32)
+
+  def active(p, h, frame, target):
+    y, new_state = setup.forward(k, p, setup.stage_state(k, state),
+                                 setup.stage_input(k, h, frame), frame=t,
+                                 rng=rng)
+    if top:
+      out = (zeros.act, setup.loss_fn(y, target).astype(jnp.float32),
+             setup.out_row(y))
+    else:
+      out = (setup.act_row(y), no_loss, zeros.out)
+    return mesh_lib.vary(out + (setup.state_row(k, new_state),))
+
+  def idle(p, h, frame, target):
+    del p, h, frame, target
+    return mesh_lib.vary((zeros.act, no_loss, zeros.out, zeros.state))
+
+  return lax.cond(lax.axis_index(mesh_lib.STAGE) == k, active, idle, params,
+                  h, frame, target)
+
+
+def _frame_loss(setup: local_lib.LocalSetup, state: jax.Array,
+                rng: jax.Array | None, stage_params: tuple, frame: jax.Array,
+                target: Any, t: jax.Array):
+  """One frame up the chain, D ticks: (loss, (state row, top output row)).
+
+  Differentiated with respect to `stage_params` (every stage's pytree read
+  from this device's slots; only stage k's is real on device k).
+  """
+  zeros = mesh_lib.vary(setup.zeros(frame.shape[0]))
+  h, loss = zeros.act, mesh_lib.vary(jnp.zeros((), jnp.float32))
+  emit, new_state = zeros.out, zeros.state
+  for k in range(setup.num_stages):
+    out, tick_loss, tick_emit, tick_state = _tick(
+        k, setup, state, rng, stage_params[k], h, frame, target, t)
+    loss, emit = loss + tick_loss, emit + tick_emit
+    new_state = new_state + tick_state
+    if k < setup.num_stages - 1:
+      h = lax.ppermute(out, mesh_lib.STAGE, [(k, k + 1)])
+  return loss, (new_state, lax.stop_gradient(emit))
+
+
+def bp_model_local(setup: local_lib.LocalSetup, *,
+                   unroll: int | bool) -> local_lib.LocalFn:
   """Builds the per-device model-parallel BP program for one clip.
 
   Args:
-    stages: the D stage modules (stage k runs on stage-device k).
-    layout: the chain's buffer layout for one device's batch.
-    loss_fn: `loss_fn(top_output, target) -> scalar`.
-    train: training mode for batchnorm and dropout.
+    setup: the chain, its buffer layout, the loss and the training mode.
     unroll: passed to the `lax.scan` over frames.
 
   Returns:
-    `local_fn(params, state, clip, targets, rng) -> LocalResult`, like
-    `sideways_local` (every stage averages over all K frames).
+    `local_fn(params, state, clip, targets, rng) -> LocalResult` (every
+    stage averages over all K frames).
   """
-  num_stages = layout.num_stages
-  plan = layout.param_slots
+  num_stages = setup.num_stages
+  accumulate = [lambda total, g, k=k: setup.add(k)(total, g[k])
+                for k in range(num_stages)]
 
   def local_fn(params, state, clip, targets, rng):
-    stage_index = lax.axis_index(mesh_lib.STAGE)
-    batch = clip.shape[1]
-    zeros_a = mesh_lib.vary(jnp.zeros((batch, layout.act_size),
-                                      layout.act_dtype))
-    zeros_s = mesh_lib.vary(jnp.zeros_like(state))
-    # Every stage's structure read from this device's slots, once per clip
-    # (only stage k's is real on device k). Differentiating these, not the
-    # slots, keeps each tick's gradient the size of its own stage.
-    stage_params = tuple(
-        slots_lib.unflatten_slots(layout.params[k], plan.places[k], params)
-        for k in range(num_stages))
-
-    zeros_o = mesh_lib.vary(jnp.zeros((batch, layout.out_size),
-                                      layout.outputs[-1].dtype))
-
-    def frame_loss(stage_params, frame, target, t):
-      h, loss, new_state = zeros_a, mesh_lib.vary(jnp.zeros(())), zeros_s
-      emit = zeros_o
-      for k in range(num_stages):
-        top = k == num_stages - 1
-
-        def active(p, h, frame, target, k=k, top=top):
-          x = frame if k == 0 else flat_lib.unflatten_batch(
-              h, layout.outputs[k - 1])
-          y, stage_state = chain_lib.apply_stage(
-              stages[k], p, flat_lib.unflatten(layout.state[k], state), x,
-              train=train, rng=chain_lib.stage_rng(rng, t, k))
-          flat_state = flat_lib.flatten(layout.state[k], dict(stage_state),
-                                        layout.state_size, layout.state_dtype)
-          if top:
-            out = (jnp.zeros_like(h), loss_fn(y, target).astype(jnp.float32),
-                   y.reshape(zeros_o.shape).astype(zeros_o.dtype))
-          else:
-            out = (flat_lib.flatten_batch(y, layout.act_size).astype(
-                h.dtype), jnp.zeros((), jnp.float32), zeros_o)
-          return mesh_lib.vary(out + (flat_state,))
-
-        def idle(p, h, frame, target):
-          del p, frame, target
-          return mesh_lib.vary((jnp.zeros_like(h), jnp.zeros((), jnp.float32),
-                                zeros_o, jnp.zeros_like(state)))
-
-        out, tick_loss, tick_emit, tick_state = lax.cond(
-            stage_index == k, active, idle, stage_params[k], h, frame, target)
-        loss = loss + tick_loss
-        emit = emit + tick_emit
-        new_state = new_state + tick_state
-        if not top:
-          h = lax.ppermute(out, mesh_lib.STAGE, [(k, k + 1)])
-      return loss, (new_state, lax.stop_gradient(emit))
-
-    value_and_grad = jax.value_and_grad(frame_loss, has_aux=True)
-    accumulate = [
-        lambda total, g, k=k: slots_lib.add_to_slots(
-            layout.params[k], plan.places[k], total, g[k])
-        for k in range(num_stages)]
+    # Every stage's structure read from this device's slots, once per clip.
+    # Differentiating these, not the slots, keeps each tick's gradient the
+    # size of its own stage.
+    stage_params = tuple(setup.stage_params(k, params)
+                         for k in range(num_stages))
+    value_and_grad = jax.value_and_grad(
+        lambda p, *inputs: _frame_loss(setup, state, rng, p, *inputs),
+        has_aux=True)
 
     def step(carry, inputs):
       grad_sum, state_sum, loss_sum = carry
       (loss, (new_state, emit)), g = value_and_grad(stage_params, *inputs)
-      grad_sum = lax.switch(stage_index, accumulate, grad_sum, g)
+      grad_sum = lax.switch(lax.axis_index(mesh_lib.STAGE), accumulate,
+                            grad_sum, g)
       return (grad_sum, state_sum + new_state, loss_sum + loss), emit
 
-    num_frames = clip.shape[0]
-    frames = jnp.arange(num_frames, dtype=jnp.int32)
+    frames = jnp.arange(clip.shape[0], dtype=jnp.int32)
     carry = mesh_lib.vary((jax.tree.map(jnp.zeros_like, params),
                            jnp.zeros_like(state), jnp.zeros((), jnp.float32)))
-    (grad_sum, state_sum, loss_sum), outputs = lax.scan(
-        step, carry, (clip, targets, frames), unroll=unroll)
-    return LocalResult(grads=jax.tree.map(lambda g: g / num_frames, grad_sum),
-                       state=state_sum / num_frames,
-                       loss=loss_sum / num_frames,
-                       valid_steps=mesh_lib.vary(
-                           jnp.asarray(num_frames, jnp.int32)),
-                       outputs=outputs)
+    sums, outputs = lax.scan(step, carry, (clip, targets, frames),
+                             unroll=unroll)
+    return local_lib.every_frame_result(*sums, setup.outputs(outputs))
 
   return local_fn
+
+
+class BPModelProgram(staged.StagedProgram):
+  """Exact BP on a mesh, one device busy at a time (`bp_model_local`)."""
+
+  def __init__(self, setup: program_lib.MeshSetup, *, unroll: int | bool):
+    self._unroll = unroll
+    super().__init__(setup)
+
+  def build_local(self, setup: local_lib.LocalSetup) -> local_lib.LocalFn:
+    return bp_model_local(setup, unroll=self._unroll)
+
+  schedule = staticmethod(schedule_lib.model_parallel_schedule)

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sideways_jax import chain as chain_lib
-from sideways_jax.parallel import flat as flat_lib
-from sideways_jax.parallel import layout as layout_lib
+from sideways_jax.parallel import local as local_lib
 from sideways_jax.parallel import mesh as mesh_lib
+from sideways_jax.parallel import program as program_lib
 from sideways_jax.parallel import schedule as schedule_lib
 from sideways_jax.parallel import slots as slots_lib
-from sideways_jax.parallel.sideways_mp import LocalFn
-from sideways_jax.parallel.sideways_mp import LocalResult
+from sideways_jax.parallel import staged
 
 
 class _Carry(NamedTuple):
@@ -55,116 +53,126 @@ def _store(buffer: jax.Array, value: jax.Array, frame: jax.Array,
   return lax.dynamic_update_index_in_dim(buffer, value, slot, 0)
 
 
-def _stage_tick(i: int, stages: chain_lib.Stages,
-                layout: layout_lib.ChainLayout, loss_fn: Callable,
-                train: bool, params: slots_lib.Slots, state: jax.Array,
-                grad_sum: slots_lib.Slots, x_fwd: jax.Array, x_bwd: jax.Array,
-                cot: jax.Array, frame_fwd: jax.Array, frame_bwd: jax.Array,
-                target: jax.Array, f: jax.Array, g: jax.Array,
-                rng: jax.Array | None):
-  """Stage i's work at one tick: forward of frame f, backward of frame g."""
-  top = i == layout.num_stages - 1
-  size_a = layout.act_size
-  batch = frame_fwd.shape[0]
-  places = layout.param_slots.places[i]
-  stage_params = slots_lib.unflatten_slots(layout.params[i], places, params)
-  stage_state = flat_lib.unflatten(layout.state[i], state)
-  zeros_a = jnp.zeros((batch, size_a), layout.act_dtype)
-  zeros_s = jnp.zeros((layout.state_size,), layout.state_dtype)
-  zeros_o = jnp.zeros((batch, layout.out_size), layout.outputs[-1].dtype)
+class _Tick(NamedTuple):
+  """What one stage-device works on at one tick (tables and buffers)."""
+  f: jax.Array          # int32 []: the frame it forwards (NONE: none)
+  g: jax.Array          # int32 []: the frame it backpropagates (NONE: none)
+  x_fwd: jax.Array      # [b, A]: the stored input of frame f
+  x_bwd: jax.Array      # [b, A]: the stored input of frame g
+  cot: jax.Array        # [b, A]: the stored output cotangent of frame g
+  frame_fwd: jax.Array  # [b, ...]: clip frame f (stage 0's input)
+  frame_bwd: jax.Array  # [b, ...]: clip frame g
+  target: Any           # frame g's target (the top's loss)
 
-  def inputs(x_row, frame):
-    return frame if i == 0 else flat_lib.unflatten_batch(
-        x_row, layout.outputs[i - 1])
 
-  def forward(p, x, frame_index):
-    return chain_lib.apply_stage(stages[i], p, stage_state, x, train=train,
-                                 rng=chain_lib.stage_rng(rng, frame_index, i))
+class _Done(NamedTuple):
+  """What a stage-device leaves after one tick."""
+  up: jax.Array         # [b, A]: frame f's output, for the stage above
+  down: jax.Array       # [b, A]: frame g's input cotangent, for below
+  grad_sum: slots_lib.Slots
+  state: jax.Array      # [S]: updated state of the frames it ran
+  loss: jax.Array       # f32 []: frame g's loss (top only)
+  emit: jax.Array       # [b, O]: frame g's output (top only)
 
-  def flat_state(new_state):
-    return flat_lib.flatten(layout.state[i], dict(new_state),
-                            layout.state_size, layout.state_dtype)
+
+def _stage_tick(i: int, setup: local_lib.LocalSetup, params: slots_lib.Slots,
+                state: jax.Array, grad_sum: slots_lib.Slots, tick: _Tick,
+                rng: jax.Array | None) -> _Done:
+  """Stage i's work at one tick: forward of frame f, backward of frame g.
+
+  The forward is `kernel.stage_forward`; the backward `kernel.stage_step`
+  at frame g's stored input (every step it runs is real: no mask).
+  """
+  top = i == setup.num_stages - 1
+  zeros = setup.zeros(tick.frame_fwd.shape[0])
+  no_loss = jnp.zeros((), jnp.float32)
 
   def run_forward(_):
-    y, new_state = forward(stage_params, inputs(x_fwd, frame_fwd), f)
-    return mesh_lib.vary((flat_lib.flatten_batch(y, size_a).astype(
-        layout.act_dtype), flat_state(new_state)))
+    y, new_state = setup.forward(
+        i, setup.stage_params(i, params), setup.stage_state(i, state),
+        setup.stage_input(i, tick.x_fwd, tick.frame_fwd), frame=tick.f,
+        rng=rng)
+    return mesh_lib.vary((setup.act_row(y), setup.state_row(i, new_state)))
 
   def run_backward(grad_sum):
-    x = inputs(x_bwd, frame_bwd)
-    if i == 0:
-      y, vjp_fn, new_state = jax.vjp(lambda p: forward(p, x, g),
-                                     stage_params, has_aux=True)
-    else:
-      y, vjp_fn, new_state = jax.vjp(lambda p, a: forward(p, a, g),
-                                     stage_params, x, has_aux=True)
-    if top:
-      loss, cot_y = jax.value_and_grad(loss_fn)(y, target)
-    else:
-      loss = jnp.zeros(())
-      cot_y = flat_lib.unflatten_batch(cot, layout.outputs[i])
-    grads = vjp_fn(cot_y.astype(y.dtype))
-    grad_sum = slots_lib.add_to_slots(layout.params[i], places, grad_sum,
-                                      grads[0])
-    down = zeros_a if i == 0 else flat_lib.flatten_batch(
-        grads[1], size_a).astype(layout.act_dtype)
-    emit = zeros_o
-    state_add = zeros_s
-    if top:  # The top's forward runs here only: its state and output too.
-      emit = y.reshape(zeros_o.shape).astype(zeros_o.dtype)
-      state_add = flat_state(new_state)
-    return mesh_lib.vary((grad_sum, down, state_add,
-                          loss.astype(jnp.float32), emit))
+    step = setup.step(i, params, state, tick.x_bwd, tick.frame_bwd, tick.cot,
+                      grad_sum, frame_index=tick.g, rng=rng,
+                      target=tick.target)
+    down = zeros.act if i == 0 else setup.act_row(step.input_cotangent)
+    if not top:
+      return mesh_lib.vary((step.grad_sum, down, zeros.state, no_loss,
+                            zeros.out))
+    # The top's forward runs here only: its state and output too.
+    return mesh_lib.vary((step.grad_sum, down, setup.state_row(i, step.state),
+                          step.loss, setup.out_row(step.output)))
 
   def skip_backward(grad_sum):
-    return mesh_lib.vary((grad_sum, zeros_a, zeros_s,
-                          jnp.zeros((), jnp.float32), zeros_o))
+    return mesh_lib.vary((grad_sum, zeros.act, zeros.state, no_loss,
+                          zeros.out))
 
-  if top:
-    up, fwd_state = mesh_lib.vary((zeros_a, zeros_s))
-  else:
-    up, fwd_state = lax.cond(
-        f >= 0, run_forward, lambda _: mesh_lib.vary((zeros_a, zeros_s)),
-        None)
+  nothing = lambda _: mesh_lib.vary((zeros.act, zeros.state))
+  up, fwd_state = nothing(None) if top else lax.cond(
+      tick.f >= 0, run_forward, nothing, None)
   grad_sum, down, bwd_state, loss, emit = lax.cond(
-      g >= 0, run_backward, skip_backward, grad_sum)
-  return mesh_lib.vary((up, down, grad_sum, fwd_state + bwd_state, loss,
-                        emit))
+      tick.g >= 0, run_backward, skip_backward, grad_sum)
+  return mesh_lib.vary(_Done(up, down, grad_sum, fwd_state + bwd_state, loss,
+                             emit))
 
 
-def pipeline_local(name: str, stages: chain_lib.Stages,
-                   layout: layout_lib.ChainLayout, loss_fn: Callable, *,
-                   train: bool = True, unroll: int | bool = 1) -> LocalFn:
-  """Builds the per-device program of pipelined BP `name` for one clip.
+def _tick_fn(setup: local_lib.LocalSetup, params: slots_lib.Slots,
+             state: jax.Array, clip: jax.Array, targets: Any,
+             rng: jax.Array | None) -> Callable[..., tuple[_Carry, None]]:
+  """The scan body over the rows (forward, backward) of a tick table."""
+  num_stages = setup.num_stages
+  branches = [functools.partial(_stage_tick, i, setup)
+              for i in range(num_stages)]
+  me = lax.axis_index(mesh_lib.STAGE)
+  below, above = jnp.maximum(me - 1, 0), jnp.minimum(me + 1, num_stages - 1)
+  take = lambda x, t: jax.tree.map(lambda leaf: leaf[jnp.maximum(t, 0)], x)
+
+  def tick(carry: _Carry, rows):
+    fwd_row, bwd_row = rows
+    f, g = fwd_row[me], bwd_row[me]
+    work = _Tick(f=f, g=g, x_fwd=_read(carry.acts, f),
+                 x_bwd=_read(carry.acts, g), cot=_read(carry.cots, g),
+                 frame_fwd=take(clip, f), frame_bwd=take(clip, g),
+                 target=take(targets, g))
+    done = lax.switch(me, branches, params, state, carry.grad_sum, work, rng)
+    up, down = mesh_lib.exchange(done.up, done.down, num_stages)
+    # What arrived is the frame the neighbour worked on at this tick.
+    came_up, came_down = fwd_row[below], bwd_row[above]
+    return _Carry(
+        acts=_store(carry.acts, up, came_up, (me > 0) & (came_up >= 0)),
+        cots=_store(carry.cots, down, came_down,
+                    (me < num_stages - 1) & (came_down >= 0)),
+        grad_sum=done.grad_sum, state_sum=carry.state_sum + done.state,
+        loss_sum=carry.loss_sum + done.loss,
+        outputs=_store(carry.outputs, done.emit, g,
+                       (me == num_stages - 1) & (g >= 0)),
+    ), None
+  return tick
+
+
+def pipeline_local(setup: local_lib.LocalSetup,
+                   make_schedule: Callable[[int, int], schedule_lib.Schedule],
+                   *, unroll: int | bool) -> local_lib.LocalFn:
+  """Builds the per-device program of a pipelined BP schedule for one clip.
 
   Args:
-    name: 'bp_gpipe' or 'bp_1f1b' (see `schedule.py`).
-    stages: the D stage modules (stage i runs on stage-device i).
-    layout: the chain's buffer layout for one device's batch.
-    loss_fn: `loss_fn(top_output, target) -> scalar`.
-    train: training mode for batchnorm and dropout.
+    setup: the chain, its buffer layout, the loss and the training mode.
+    make_schedule: `make_schedule(K, D)`, the tick table (`schedule.py`).
     unroll: passed to the `lax.scan` over ticks.
 
   Returns:
-    `local_fn(params, state, clip, targets, rng) -> LocalResult`, like
-    `sideways_local` (every stage averages over all K frames).
+    `local_fn(params, state, clip, targets, rng) -> LocalResult` (every
+    stage averages over all K frames).
   """
-  if name not in schedule_lib.PIPELINES:
-    raise ValueError(f'unknown pipeline {name!r}; choose one of '
-                     f'{schedule_lib.PIPELINES}')
-  num_stages = layout.num_stages
-  top = num_stages - 1
-  branches = [functools.partial(_stage_tick, i, stages, layout, loss_fn,
-                                train) for i in range(num_stages)]
+  layout = setup.layout
 
   def local_fn(params, state, clip, targets, rng):
     num_frames, batch = clip.shape[:2]
-    table = schedule_lib.make_schedule(name, num_frames, num_stages)
+    table = make_schedule(num_frames, setup.num_stages)
     depth_a, depth_c = schedule_lib.buffer_depths(table)
-    me = lax.axis_index(mesh_lib.STAGE)
-    below = jnp.maximum(me - 1, 0)
-    above = jnp.minimum(me + 1, top)
-    out_spec = layout.outputs[-1]
     row = (batch, layout.act_size)
     carry = mesh_lib.vary(_Carry(
         acts=jnp.zeros((depth_a,) + row, layout.act_dtype),
@@ -173,36 +181,33 @@ def pipeline_local(name: str, stages: chain_lib.Stages,
         state_sum=jnp.zeros_like(state),
         loss_sum=jnp.zeros((), jnp.float32),
         outputs=jnp.zeros((num_frames, batch, layout.out_size),
-                          out_spec.dtype)))
-
-    def tick(carry, rows):
-      fwd_row, bwd_row = rows
-      f, g = fwd_row[me], bwd_row[me]
-      take = lambda x, t: jax.tree.map(lambda leaf: leaf[jnp.maximum(t, 0)],
-                                       x)
-      up, down, grad_sum, state_add, loss, emit = lax.switch(
-          me, branches, params, state, carry.grad_sum,
-          _read(carry.acts, f), _read(carry.acts, g), _read(carry.cots, g),
-          take(clip, f), take(clip, g), take(targets, g), f, g, rng)
-      up, down = mesh_lib.exchange(up, down, num_stages)
-      # What arrived is the frame the neighbour worked on at this tick.
-      came_up, came_down = fwd_row[below], bwd_row[above]
-      return _Carry(
-          acts=_store(carry.acts, up, came_up, (me > 0) & (came_up >= 0)),
-          cots=_store(carry.cots, down, came_down,
-                      (me < top) & (came_down >= 0)),
-          grad_sum=grad_sum, state_sum=carry.state_sum + state_add,
-          loss_sum=carry.loss_sum + loss,
-          outputs=_store(carry.outputs, emit, g, (me == top) & (g >= 0)),
-      ), None
-
+                          layout.outputs[-1].dtype)))
     rows = (jnp.asarray(table.forward), jnp.asarray(table.backward))
-    carry, _ = lax.scan(tick, carry, rows, unroll=unroll)
-    return LocalResult(
-        grads=jax.tree.map(lambda s: s / num_frames, carry.grad_sum),
-        state=carry.state_sum / num_frames,
-        loss=carry.loss_sum / num_frames,
-        valid_steps=mesh_lib.vary(jnp.asarray(num_frames, jnp.int32)),
-        outputs=carry.outputs)
+    carry, _ = lax.scan(_tick_fn(setup, params, state, clip, targets, rng),
+                        carry, rows, unroll=unroll)
+    return local_lib.every_frame_result(
+        carry.grad_sum, carry.state_sum, carry.loss_sum,
+        setup.outputs(carry.outputs))
 
   return local_fn
+
+
+class PipelineProgram(staged.StagedProgram):
+  """Exact BP pipelined over the clip's frames, by a tick table."""
+
+  def __init__(self, setup: program_lib.MeshSetup, *, unroll: int | bool):
+    self._unroll = unroll
+    super().__init__(setup)
+
+  def build_local(self, setup: local_lib.LocalSetup) -> local_lib.LocalFn:
+    return pipeline_local(setup, self.schedule, unroll=self._unroll)
+
+
+class GPipeProgram(PipelineProgram):
+  """GPipe: all forwards, then all backwards (stores K inputs)."""
+  schedule = staticmethod(schedule_lib.gpipe_schedule)
+
+
+class OneFOneBProgram(PipelineProgram):
+  """1F1B: one forward and one backward a tick (stores 2(D-1)-1 inputs)."""
+  schedule = staticmethod(schedule_lib.one_f_one_b_schedule)

@@ -24,6 +24,7 @@ import numpy as np
 from sideways_jax import chain as chain_lib
 from sideways_jax.parallel import slots as slots_lib
 from sideways_jax.parallel.flat import flat_spec
+from sideways_jax.parallel.flat import flatten
 from sideways_jax.parallel.flat import FlatSpec
 from sideways_jax.parallel.flat import unflatten
 
@@ -115,20 +116,6 @@ def chain_layout(stages: chain_lib.Stages,
                               'activation'))
 
 
-def _host_row(spec: FlatSpec, tree: Any, length: int, dtype: Any) -> np.ndarray:
-  """`flatten` on the host with NumPy (no device programs to compile)."""
-  leaves = jax.tree.leaves(tree)
-  if len(leaves) != len(spec.shapes):
-    raise ValueError(f'tree has {len(leaves)} leaves, spec {len(spec.shapes)}')
-  row = np.zeros((length,), dtype)
-  offset = 0
-  for leaf in leaves:
-    flat = np.ravel(np.asarray(leaf))
-    row[offset:offset + flat.size] = flat
-    offset += flat.size
-  return row
-
-
 def stack_params(layout: ChainLayout,
                  trees: Sequence[Any]) -> tuple[np.ndarray, ...]:
   """Per-stage params pytrees -> host parameter slots, each [D, size]."""
@@ -138,8 +125,8 @@ def stack_params(layout: ChainLayout,
 
 def stack_state(layout: ChainLayout, trees: Sequence[Any]) -> np.ndarray:
   """Per-stage mutable-state dicts -> host [D, state_size]."""
-  return np.stack([_host_row(s, dict(t), layout.state_size,
-                             layout.state_dtype)
+  return np.stack([np.asarray(flatten(s, dict(t), layout.state_size,
+                                     layout.state_dtype))
                    for s, t in zip(layout.state, trees)])
 
 

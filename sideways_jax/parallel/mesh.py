@@ -87,11 +87,14 @@ def put(x: Any, mesh: Mesh, spec: P) -> Any:
   """Places a host pytree on the mesh with `spec` (works across processes).
 
   Every process must pass the same full (global) value; each one keeps only
-  the shards its own devices hold.
+  the shards its own devices hold. A leaf already placed so is kept as is.
   """
   target = NamedSharding(mesh, spec)
 
   def one(leaf):
+    if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(
+        target, leaf.ndim):
+      return leaf
     leaf = np.asarray(leaf)
     return jax.make_array_from_callback(leaf.shape, target,
                                         lambda index: leaf[index])

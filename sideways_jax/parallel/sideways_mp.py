@@ -1,13 +1,13 @@
 """Sideways with one stage per device: the per-device program.
 
 Runs inside `shard_map` over ('data', 'stage'). At every computation step
-(one frame) each stage-device runs its own stage through `lax.switch` on
-`axis_index('stage')`: one `jax.vjp` at the input its lower neighbour sent at
-the previous step, applied to the cotangent its upper neighbour sent at the
-previous step (the top stage gets it from the loss). Then activations move up
-and input-cotangents move down (`mesh.exchange`). This is the schedule
-of `sideways_jax.pipeline.sideways_step`, spread over devices, and gives the
-same numbers.
+(one frame) each stage-device runs `kernel.stage_step` for its own stage
+(`lax.switch` on `axis_index('stage')`) at the input its lower neighbour
+sent at the previous step, with the cotangent its upper neighbour sent at
+the previous step (the top stage gets it from the loss). Then activations
+move up and input-cotangents move down (`mesh.exchange`). This is the
+schedule of `sideways_jax.pipeline.sideways_step`, spread over devices, and
+gives the same numbers.
 
 Validity masks need no communication: with 0-indexed stage i and step t
 since the reset, stage i forwards frame t - i and backpropagates the
@@ -18,33 +18,19 @@ when not negative, exactly what the single-device flags carry.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sideways_jax import chain as chain_lib
-from sideways_jax.parallel import flat as flat_lib
-from sideways_jax.parallel import layout as layout_lib
+from sideways_jax import sideways as sideways_lib
+from sideways_jax.parallel import local as local_lib
 from sideways_jax.parallel import mesh as mesh_lib
+from sideways_jax.parallel import program as program_lib
 from sideways_jax.parallel import schedule as schedule_lib
 from sideways_jax.parallel import slots as slots_lib
-
-
-class LocalResult(NamedTuple):
-  """What one device's program leaves before reductions over devices."""
-  grads: slots_lib.Slots  # this stage's G_i / n_i on this data shard, slots
-  state: jax.Array        # [S]: this stage's averaged mutable state
-  loss: jax.Array         # f32 []: the episode loss on the top device, else 0
-  valid_steps: jax.Array  # int32 []: n_i
-  outputs: jax.Array      # [K, b, O]: top output per step (top device)
-
-
-# local_fn(param slots, state [S], clip [K, b, ...], targets, rng)
-#   -> LocalResult
-LocalFn = Callable[..., LocalResult]
+from sideways_jax.parallel import staged
 
 
 class _Carry(NamedTuple):
@@ -58,119 +44,117 @@ class _Carry(NamedTuple):
   t: jax.Array          # int32 []: steps since the reset
 
 
-def _stage_branch(i: int, stages: chain_lib.Stages,
-                  layout: layout_lib.ChainLayout, loss_fn: Callable,
-                  train: bool, params: slots_lib.Slots, state: jax.Array,
-                  act: jax.Array, cot: jax.Array, grad_sum: slots_lib.Slots,
-                  frame: jax.Array, target: Any, t: jax.Array,
-                  rng: jax.Array | None):
-  """Stage i's forward + backward for one step, in padded-buffer form."""
-  num_stages = layout.num_stages
-  top = i == num_stages - 1
-  size_a = layout.act_size
-  places = layout.param_slots.places[i]
-  stage_params = slots_lib.unflatten_slots(layout.params[i], places, params)
-  stage_state = flat_lib.unflatten(layout.state[i], state)
+class _Sent(NamedTuple):
+  """What a stage leaves after one step, as rows."""
+  up: jax.Array         # [b, A]: its output, for the stage above
+  down: jax.Array       # [b, A]: its input cotangent, for the stage below
+  grad_sum: slots_lib.Slots
+  state: jax.Array      # [S]: updated state (zeros if the input was not real)
+  loss: jax.Array       # f32 []
+  mask: jax.Array       # bool []: the gradient counted
+  x_valid: jax.Array    # bool []: the input was real
+  emit: jax.Array       # [b, O]: the top's output (zeros below)
+
+
+def _stage_branch(i: int, setup: local_lib.LocalSetup,
+                  params: slots_lib.Slots, state: jax.Array, carry: _Carry,
+                  frame: jax.Array, target: Any,
+                  rng: jax.Array | None) -> _Sent:
+  """Stage i's step (`kernel.stage_step`), packed into rows."""
+  top, zeros = i == setup.num_stages - 1, setup.zeros(frame.shape[0])
   forward_frame, backward_frame = schedule_lib.sideways_frames(
-      t, i, num_stages)
-  x_valid, mask = forward_frame >= 0, backward_frame >= 0
-  key = chain_lib.stage_rng(rng, forward_frame, i)
-
-  def forward(p, a):
-    return chain_lib.apply_stage(stages[i], p, stage_state, a, train=train,
-                                 rng=key)
-
-  if i == 0:
-    # The frame needs no cotangent: skip the input-gradient of stage 0.
-    y, vjp_fn, new_state = jax.vjp(lambda p: forward(p, frame), stage_params,
-                                   has_aux=True)
-  else:
-    x = flat_lib.unflatten_batch(act, layout.outputs[i - 1])
-    y, vjp_fn, new_state = jax.vjp(forward, stage_params, x, has_aux=True)
-  batch = frame.shape[0]
-  emit = jnp.zeros((batch, layout.out_size), layout.outputs[-1].dtype)
-  if top:
-    loss, cot_y = jax.value_and_grad(loss_fn)(y, target)
-    loss = jnp.where(x_valid, loss, 0.0).astype(jnp.float32)
-    emit = y.reshape(emit.shape).astype(emit.dtype)
-  else:
-    loss = jnp.zeros((), jnp.float32)
-    cot_y = flat_lib.unflatten_batch(cot, layout.outputs[i])
-  # Masking the (small) cotangent, not the gradient: at a masked step the
-  # stage ran on zeros (or its cotangent is zeros), so the gradient is
-  # exactly zero and the big parameter slots need no extra select pass.
-  grads = vjp_fn(jnp.where(mask, cot_y, 0).astype(y.dtype))
-  # Only this stage's slots change; the rest pass through without a copy.
-  grad_sum = slots_lib.add_to_slots(layout.params[i], places, grad_sum,
-                                    grads[0])
-  zeros_a = jnp.zeros((batch, size_a), layout.act_dtype)
-  down = zeros_a if i == 0 else flat_lib.flatten_batch(
-      grads[1], size_a).astype(layout.act_dtype)
-  up = zeros_a if top else flat_lib.flatten_batch(y, size_a).astype(
-      layout.act_dtype)
-  new_state = jnp.where(
-      x_valid, flat_lib.flatten(layout.state[i], dict(new_state),
-                                layout.state_size, layout.state_dtype), 0)
-  return mesh_lib.vary((up, down, grad_sum, new_state, loss, mask, x_valid,
-                        emit))
+      carry.t, i, setup.num_stages)
+  x_valid = forward_frame >= 0
+  step = setup.step(i, params, state, carry.act, frame, carry.cot,
+                    carry.grad_sum, frame_index=forward_frame, rng=rng,
+                    target=target, input_valid=x_valid,
+                    cotangent_valid=backward_frame >= 0)
+  return mesh_lib.vary(_Sent(
+      up=zeros.act if top else setup.act_row(step.output),
+      down=zeros.act if i == 0 else setup.act_row(step.input_cotangent),
+      grad_sum=step.grad_sum, state=setup.state_row(i, step.state),
+      loss=step.loss, mask=step.mask, x_valid=x_valid,
+      emit=setup.out_row(step.output) if top else zeros.out))
 
 
-def sideways_local(stages: chain_lib.Stages, layout: layout_lib.ChainLayout,
-                   loss_fn: Callable, *, train: bool = True,
-                   unroll: int | bool = 1) -> LocalFn:
+def _result(setup: local_lib.LocalSetup, carry: _Carry, state: jax.Array,
+            outputs: jax.Array) -> local_lib.LocalResult:
+  """The episode's averages from the sums the scan left."""
+  # A stage with no real input keeps its state (as `take_gradients` does).
+  new_state = jnp.where(carry.state_count > 0,
+                        local_lib.mean_over(carry.state_sum,
+                                            carry.state_count), state)
+  top_frame, _ = schedule_lib.sideways_frames(
+      jnp.arange(outputs.shape[0], dtype=jnp.int32), setup.num_stages - 1,
+      setup.num_stages)
+  return local_lib.LocalResult(
+      grads=local_lib.mean_over(carry.grad_sum, carry.valid),
+      state=new_state,
+      loss=carry.loss_sum / jnp.maximum(carry.valid, 1).astype(jnp.float32),
+      valid_steps=carry.valid, outputs=setup.outputs(outputs),
+      output_frame=top_frame)
+
+
+def sideways_local(setup: local_lib.LocalSetup, *,
+                   target_alignment: sideways_lib.TargetAlignment,
+                   unroll: int | bool) -> local_lib.LocalFn:
   """Builds the per-device Sideways program for one clip (one episode).
 
   Args:
-    stages: the D stage modules (stage i runs on stage-device i).
-    layout: the chain's buffer layout for one device's batch.
-    loss_fn: `loss_fn(top_output, target) -> scalar`.
-    train: training mode for batchnorm and dropout.
+    setup: the chain, its buffer layout, the loss and the training mode.
+    target_alignment: 'current' or 'origin' (`sideways.align_targets`).
     unroll: passed to the `lax.scan` over frames.
 
   Returns:
     `local_fn(params, state, clip, targets, rng) -> LocalResult`, to be
-    called inside `shard_map` with this device's rows and data shard; the
-    targets must already be aligned to steps (see `sideways.align_targets`).
+    called inside `shard_map` with this device's rows and data shard.
   """
-  num_stages = layout.num_stages
-  branches = [functools.partial(_stage_branch, i, stages, layout, loss_fn,
-                                train) for i in range(num_stages)]
+  num_stages = setup.num_stages
+  branches = [functools.partial(_stage_branch, i, setup)
+              for i in range(num_stages)]
 
   def local_fn(params, state, clip, targets, rng):
     stage_index = lax.axis_index(mesh_lib.STAGE)
-    batch = clip.shape[1]
-    zeros_a = jnp.zeros((batch, layout.act_size), layout.act_dtype)
-    carry = _Carry(
-        act=zeros_a, cot=zeros_a,
-        grad_sum=jax.tree.map(jnp.zeros_like, params),
-        valid=jnp.zeros((), jnp.int32), state_sum=jnp.zeros_like(state),
-        state_count=jnp.zeros((), jnp.int32),
-        loss_sum=jnp.zeros((), jnp.float32), t=jnp.zeros((), jnp.int32))
-    carry = mesh_lib.vary(carry)
+    targets = sideways_lib.align_targets(targets, num_stages,
+                                         target_alignment)
+    zeros = setup.zeros(clip.shape[1])
+    count = jnp.zeros((), jnp.int32)
+    carry = mesh_lib.vary(_Carry(
+        act=zeros.act, cot=zeros.act, grad_sum=jax.tree.map(jnp.zeros_like,
+                                                            params),
+        valid=count, state_sum=jnp.zeros_like(state), state_count=count,
+        loss_sum=jnp.zeros((), jnp.float32), t=count))
 
     def step(carry, frame_and_target):
       frame, target = frame_and_target
-      up, down, grad_sum, new_state, loss, mask, x_valid, emit = lax.switch(
-          stage_index, branches, params, state, carry.act, carry.cot,
-          carry.grad_sum, frame, target, carry.t, rng)
-      up, down = mesh_lib.exchange(up, down, num_stages)
+      sent = lax.switch(stage_index, branches, params, state, carry, frame,
+                        target, rng)
+      up, down = mesh_lib.exchange(sent.up, sent.down, num_stages)
       return _Carry(
-          act=up, cot=down, grad_sum=grad_sum,
-          valid=carry.valid + mask.astype(jnp.int32),
-          state_sum=carry.state_sum + new_state,
-          state_count=carry.state_count + x_valid.astype(jnp.int32),
-          loss_sum=carry.loss_sum + loss, t=carry.t + 1), emit
+          act=up, cot=down, grad_sum=sent.grad_sum,
+          valid=carry.valid + sent.mask.astype(jnp.int32),
+          state_sum=carry.state_sum + sent.state,
+          state_count=carry.state_count + sent.x_valid.astype(jnp.int32),
+          loss_sum=carry.loss_sum + sent.loss, t=carry.t + 1), sent.emit
 
     carry, outputs = lax.scan(step, carry, (clip, targets), unroll=unroll)
-    count = jnp.maximum(carry.valid, 1)
-    grads = jax.tree.map(lambda g: g / count.astype(g.dtype), carry.grad_sum)
-    averaged = carry.state_sum / jnp.maximum(carry.state_count, 1).astype(
-        state.dtype)
-    # A stage with no real input keeps its state (as `take_gradients` does).
-    new_state = jnp.where(carry.state_count > 0, averaged, state)
-    top_valid = jnp.maximum(carry.valid, 1).astype(jnp.float32)
-    return LocalResult(grads=grads, state=new_state,
-                       loss=carry.loss_sum / top_valid,
-                       valid_steps=carry.valid, outputs=outputs)
+    return _result(setup, carry, state, outputs)
 
   return local_fn
+
+
+class SidewaysProgram(staged.StagedProgram):
+  """Sideways on a mesh: every stage busy at every step (`sideways_local`).
+
+  Options: `target_alignment` and `unroll` (see `sideways_jax.algorithms`).
+  """
+
+  def __init__(self, setup: program_lib.MeshSetup, *, target_alignment: str,
+               unroll: int | bool):
+    self._options = dict(target_alignment=target_alignment, unroll=unroll)
+    super().__init__(setup)
+
+  def build_local(self, setup: local_lib.LocalSetup) -> local_lib.LocalFn:
+    return sideways_local(setup, **self._options)
+
+  schedule = staticmethod(schedule_lib.sideways_schedule)

@@ -85,17 +85,11 @@ def unflatten_slots(spec: FlatSpec, places: Sequence[int],
 
 
 def add_to_slots(spec: FlatSpec, places: Sequence[int], slots: Slots,
-                 tree: Any, mask: jax.Array | None = None) -> Slots:
-  """slots + tree (at the places of `spec`); untouched slots pass through.
-
-  Where `mask` is False the tree counts as zero (`where`, not a multiply: a
-  non-finite value at a masked step must not leak).
-  """
+                 tree: Any) -> Slots:
+  """slots + tree (at the places of `spec`); untouched slots pass through."""
   out = list(slots)
   for leaf, j in zip(jax.tree.leaves(tree), places):
     flat = jnp.ravel(leaf).astype(slots[j].dtype)
-    if mask is not None:
-      flat = jnp.where(mask, flat, 0)
     pad = slots[j].shape[0] - flat.shape[0]
     out[j] = out[j] + (jnp.pad(flat, (0, pad)) if pad else flat)
   return tuple(out)

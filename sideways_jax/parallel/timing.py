@@ -2,8 +2,9 @@
 
 A training step is one clip (K frames) and one optimizer update, as in the
 paper's Table 2. The cost of a stage is what its device does in one Sideways
-computation step: forward and backward of one frame batch (the top stage
-includes the loss; stage 1 skips its input gradient).
+computation step, `kernel.stage_step`: forward and backward of one frame
+batch and the gradient sum (the top stage includes the training loss; stage
+1 skips its input gradient).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from sideways_jax import chain as chain_lib
+from sideways_jax import kernel
 
 
 def random_batch(mesh: jax.sharding.Mesh, spec: P, clip_shape: Sequence[int],
@@ -59,34 +60,28 @@ def time_steps(step: Callable[[Any], tuple[Any, Any]], state: Any,
   return num_steps / wall, cpu / wall, state
 
 
-def _stage_step_fn(stage, state, first: bool, top: bool):
-  """Forward + backward of one stage on one frame batch (a Sideways step)."""
-  def forward(params, x):
-    return chain_lib.apply_stage(stage, params, state, x, train=True,
-                                 rng=jax.random.PRNGKey(0))[0]
-
-  def step(params, x, cotangent):
-    if first:
-      y, vjp = jax.vjp(lambda p: forward(p, x), params)
-    else:
-      y, vjp = jax.vjp(forward, params, x)
-    if top:
-      labels = jnp.zeros((x.shape[0],), jnp.int32)
-      cotangent = jax.grad(
-          lambda logits: optax.softmax_cross_entropy_with_integer_labels(
-              logits, labels).mean())(y)
-    return vjp(cotangent.astype(y.dtype))
+def _stage_step_fn(stage: Any, state: dict, position: kernel.Position,
+                   loss_fn: kernel.LossFn) -> Callable[..., Any]:
+  """One Sideways step of one stage (`kernel.stage_step`), jitted."""
+  def step(params, x, cotangent, grad_sum, target):
+    return kernel.stage_step(stage, params, state, x, cotangent, grad_sum,
+                             position=position, frame=0, train=True,
+                             rng=jax.random.PRNGKey(0), loss_fn=loss_fn,
+                             target=target)
   return jax.jit(step)
 
 
 def stage_costs(stages: chain_lib.Stages, variables: chain_lib.ChainVariables,
-                frame: jax.Array, num_iters: int) -> list[float]:
+                frame: jax.Array, target: Any, loss_fn: kernel.LossFn,
+                num_iters: int) -> list[float]:
   """Seconds one Sideways step takes for each stage, on the default device.
 
   Args:
     stages: the chain.
     variables: its variables.
     frame: one device's frame batch [b, ...] (what stage 1 receives).
+    target: the target of one frame batch (the top stage's loss).
+    loss_fn: the training loss, `loss_fn(top_output, target) -> scalar`.
     num_iters: timed calls per stage (after one warm-up call); the mean is
       reported.
 
@@ -99,12 +94,14 @@ def stage_costs(stages: chain_lib.Stages, variables: chain_lib.ChainVariables,
     params, state = chain_lib.split_variables(stage_vars)
     y = jax.jit(lambda p, a, stage=stage, state=state: chain_lib.apply_stage(
         stage, p, state, a, train=False, rng=None)[0])(params, x)
-    fn = _stage_step_fn(stage, state, i == 0, i == len(stages) - 1)
-    cotangent = jnp.ones_like(y)
-    jax.block_until_ready(fn(params, x, cotangent))
+    fn = _stage_step_fn(stage, state, kernel.Position(i, len(stages)),
+                        loss_fn)
+    args = (params, x, jnp.ones_like(y), jax.tree.map(jnp.zeros_like, params),
+            target)
+    jax.block_until_ready(fn(*args))
     start = time.perf_counter()
     for _ in range(num_iters):
-      out = fn(params, x, cotangent)
+      out = fn(*args)
     jax.block_until_ready(out)
     costs.append((time.perf_counter() - start) / num_iters)
     x = y

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import CONFIG_NAMES
 from conftest import smoke_config
-import sideways_jax
 from sideways_jax.experiments import classification as train
 from sideways_jax.experiments import common
+from sideways_jax.experiments.classification import loop
 
 # Sideways for every config; BP too where the model differs (BP is the
 # baseline, so its path through batchnorm/dropout must run as well).
@@ -23,27 +22,19 @@ CASES = [(name, 'sideways') for name in CONFIG_NAMES] + [
 def test_one_train_step(name, algorithm, dataset_roots):
   config = smoke_config(name, dataset_roots)
   _, config = common.expand_sweep(config)[0]  # Stride 2 for the sweep.
-  source = train.build_source(config, train=True)
-  stages = train.build_stages(config, source.num_classes)
-  assert len(stages) == config.model.num_stages
-  optimizer, schedule = train.build_optimizer(config)
+  run = loop.prepare(config, algorithm)
   res = config.data.resolution
-  state = train.create_train_state(
-      stages, optimizer, seed=config.seed,
-      example_frame=jnp.zeros((config.batch_size, res, res, 3)))
-  step = train.make_train_step(
-      stages, optimizer,
-      sideways_jax.grad_fn(algorithm, **config.options[algorithm]),
-      input_mean=config.data.mean, input_std=config.data.std,
-      learning_rate_fn=schedule)
-  with train.build_loader(config, source, train=True) as loader:
+  with train.build_loader(config, run.train_source, train=True) as loader:
     batch = next(loader)
   assert batch['video'].shape == (config.data.clip_length, config.batch_size,
                                   res, res, 3)
   assert batch['mask'].all()
-  before = jax.device_get(state.params)
-  state, metrics = step(state, {k: batch[k] for k in ('video', 'label',
-                                                      'mask')})
+  batch = {k: batch[k] for k in ('video', 'label', 'mask')}
+  # Host copies: the step donates (and so deletes) the state's buffers.
+  before = jax.tree.map(np.array, [v['params'] for v in
+                                   run.backend.variables(run.state)])
+  assert len(before) == config.model.num_stages
+  state, metrics = run.backend.train_step(run.state, batch)
   metrics = jax.device_get(metrics)
   assert int(state.step) == 1
   assert metrics['loss_is_finite']
@@ -51,11 +42,11 @@ def test_one_train_step(name, algorithm, dataset_roots):
   assert metrics['grad_norm'] > 0
   # Warm-up starts from 0: step 1 gives the first non-zero learning rate.
   assert metrics['learning_rate'] == 0.0
+  schedule = train.build_schedule(config)
   assert float(schedule(1)) > 0
-  changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), before,
-                         jax.device_get(state.params))
-  assert not any(jax.tree.leaves(changed))  # lr 0: Adam moves nothing yet.
-  state, _ = step(state, {k: batch[k] for k in ('video', 'label', 'mask')})
-  changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), before,
-                         jax.device_get(state.params))
-  assert all(jax.tree.leaves(changed))  # Every stage learns.
+  def changed():
+    after = [v['params'] for v in run.backend.variables(state)]
+    return jax.tree.map(lambda a, b: bool(np.any(a != b)), before, after)
+  assert not any(jax.tree.leaves(changed()))  # lr 0: Adam moves nothing yet.
+  state, _ = run.backend.train_step(state, batch)
+  assert all(jax.tree.leaves(changed()))  # Every stage learns.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
+from sideways_jax import chain as chain_lib
 from sideways_jax import models
 from sideways_jax.experiments import classification as train
 from sideways_jax.experiments.classification import step as step_lib
@@ -16,12 +16,12 @@ K, B, SIZE, CLASSES = 7, 3, 8, 4
 
 
 def tiny_model():
+  """A 4-stage model and its initial variables, one dict per stage."""
   stages = models.simple_cnn(CLASSES, channels=(4, 4, 4, 4, 4),
-                             boundaries=(2, 3, 5))  # 4 stages
-  state = train.create_train_state(
-      stages, optax.sgd(0.1), seed=0,
-      example_frame=jnp.zeros((B, SIZE, SIZE, 3)))
-  return stages, state
+                             boundaries=(2, 3, 5))
+  variables = chain_lib.init_chain(stages, jax.random.PRNGKey(0),
+                                   jnp.zeros((B, SIZE, SIZE, 3)))
+  return stages, variables
 
 
 def batch(seed=0):
@@ -43,14 +43,14 @@ def test_video_prediction_averages_probabilities_over_valid_frames():
 
 
 def test_eval_counts_match_a_direct_computation():
-  stages, state = tiny_model()
+  stages, variables = tiny_model()
   b = batch()
   b['mask'][K - 2:, 1] = False  # Clip 1 was padded: its last 2 frames.
   counts = jax.device_get(train.make_eval_step(
-      stages, input_mean=0.5, input_std=0.25)(state.variables(), b))
+      stages, input_mean=0.5, input_std=0.25)(variables, b))
   clip = (b['video'].astype(np.float32) / 255 - 0.5) / 0.25
   logits = np.asarray(jax.jit(step_lib.forward_frames, static_argnums=0)(
-      stages, state.variables(), clip))
+      stages, variables, clip))
   probs = np.asarray(jax.nn.softmax(logits))
   real = b['mask'][:, :2]  # [K, 2]: the clips that count, real frames only.
   predicted = [probs[real[:, i], i].mean(0).argmax() for i in range(2)]
@@ -66,12 +66,12 @@ def test_eval_counts_match_a_direct_computation():
 
 
 def test_evaluate_sums_batches_and_limits_them():
-  stages, state = tiny_model()
+  stages, variables = tiny_model()
   step = train.make_eval_step(stages, input_mean=0.0, input_std=1.0)
-  one = train.evaluate(step, state.variables(), [batch(0)])
-  two = train.evaluate(step, state.variables(), [batch(0), batch(1)])
-  limited = train.evaluate(step, state.variables(), [batch(0), batch(1)], max_batches=1)
+  one = train.evaluate(step, variables, [batch(0)])
+  two = train.evaluate(step, variables, [batch(0), batch(1)])
+  limited = train.evaluate(step, variables, [batch(0), batch(1)], max_batches=1)
   assert one['num_videos'] == 2 and two['num_videos'] == 4
   assert limited == one
   with pytest.raises(ValueError, match='no batch'):
-    train.evaluate(step, state.variables(), [])
+    train.evaluate(step, variables, [])

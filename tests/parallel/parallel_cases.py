@@ -1,6 +1,6 @@
 """Scenarios that need several devices, run inside the worker process.
 
-Each case builds a tiny Simple-CNN or VGG-8, runs the depth-parallel trainer
+Each case builds a tiny Simple-CNN or VGG-8, runs the mesh program
 and the single-device engine (`sideways_grads` / `bp_grads` + the same optax
 update on the stage pytrees) side by side, and returns JSON-able numbers:
 for every compared quantity the worst `|a - b| / (atol + rtol |b|)` (<= 1
@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 import sideways_jax as sj
+from sideways_jax import algorithms
 from sideways_jax import models
 from sideways_jax import parallel
 from sideways_jax.parallel import layout as layout_lib
+from sideways_jax.parallel import staged
 
 NUM_CLASSES = 5
 # Batchnorm over fewer values is so ill-conditioned that fp32 rounding alone
@@ -28,9 +31,8 @@ NUM_CLASSES = 5
 SIZE = 32
 PER_SHARD = 4   # clips per data shard
 RTOL, ATOL = 1e-5, 1e-6
-# What every algorithm's train_step reports (ParallelTrainer.train_step).
-METRICS = ('loss', 'valid_steps', 'outputs', 'output_valid', 'output_frame',
-           'grad_norm', 'loss_is_finite')
+# What every mesh program's update reports.
+METRICS = parallel.program.METRICS
 
 
 def build(model: str, num_stages: int, dropout: float = 0.0,
@@ -103,16 +105,16 @@ def _reference_grads(algorithm: str, stages, shards: int,
   """Single-device gradients, averaged over `shards` batch shards.
 
   Returns `grads(variables, clip, targets, rng) -> (grads, state, loss,
-  metrics)`, metrics as the trainer's for the whole batch: outputs
+  metrics)`, metrics as the program's for the whole batch: outputs
   concatenated over shards, the norm of the averaged gradients, finiteness
   of all. One jitted program per shard shape, called once per shard (a
   program that unrolled every shard would take `shards` times longer to
   compile).
   """
-  if algorithm == 'sideways':
-    fn = functools.partial(sj.sideways_grads, target_alignment=alignment)
-  else:
+  if algorithms.get(algorithm).exact:
     fn = sj.bp_grads
+  else:
+    fn = functools.partial(sj.sideways_grads, target_alignment=alignment)
   one = jax.jit(lambda variables, clip, targets, rng: fn(
       stages, variables, clip, targets, xent, rng=rng))
 
@@ -146,7 +148,7 @@ def _reference_grads(algorithm: str, stages, shards: int,
 
 
 def _compare_metrics(got: dict, want: dict, out: dict) -> None:
-  """Records how far the trainer's metrics are from the engine's in `out`."""
+  """Records how far the program's metrics are from the engine's in `out`."""
   got = jax.tree.map(np.asarray, got)
   assert sorted(got) == sorted(METRICS), sorted(got)
   exact = all(np.array_equal(got[k], np.asarray(want[k]))
@@ -168,52 +170,88 @@ def _optimizer():
   return optax.sgd(0.05, momentum=0.9)
 
 
+class _Reference:
+  """The single-device engine and the same optax update, clip by clip."""
+
+  def __init__(self, algorithm: str, stages, variables, shards: int,
+               alignment: str):
+    self._grads = _reference_grads(algorithm, stages, shards, alignment)
+    optimizer = _optimizer()
+
+    @jax.jit
+    def update(grads, opt_state, params):
+      # One program, not one small compile per leaf and operation.
+      updates, opt_state = optimizer.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state
+
+    self._update = update
+    self.variables = variables
+    self.params = tuple(v['params'] for v in variables)
+    self._opt = jax.jit(optimizer.init)(self.params)
+
+  def step(self, clip, targets, rng):
+    """(grads, new state, loss, metrics) of the clip; then the update."""
+    out = self._grads(self.variables, clip, targets, rng)
+    grads, new_state = out[0], out[1]
+    self.params, self._opt = self._update(grads, self._opt, self.params)
+    self.variables = tuple({'params': p, **s}
+                           for p, s in zip(self.params, new_state))
+    return out
+
+
+def _split(variables):
+  """([params per stage], [other collections per stage])."""
+  return ([v['params'] for v in variables],
+          [{k: x for k, x in v.items() if k != 'params'} for v in variables])
+
+
+def _compare_final(final, reference, initial, out: dict) -> None:
+  """Final variables vs the reference's, and how far training moved them."""
+  (params, state), (ref_params, ref_state) = _split(final), _split(reference)
+  initial_params, initial_state = _split(initial)
+  out['params_after'] = close_ratio(params, ref_params)
+  out['state_after'] = close_ratio(state, ref_state)
+  out['param_change'] = max_abs_diff(params, initial_params)
+  out['state_change'] = max_abs_diff(state, initial_state)
+
+
 def train_equivalence(algorithm: str, model: str, num_data: int,
                       num_stages: int, steps: int = 2, dropout: float = 0.0,
                       extra_frames: int = 1, versus_bp: bool = False,
                       check_grads: bool = True, impl: str = 'xla',
                       alignment: str = 'current') -> dict:
-  """Parallel trainer vs the single-device engine over a few updates."""
+  """Mesh program vs the single-device engine over a few updates."""
   stages = build(model, num_stages, dropout, impl)
   variables = init_variables(stages)
-  mesh = parallel.make_mesh(num_data, num_stages)
-  shards = num_data * (num_stages if algorithm == 'bp_data' else 1)
+  program_class = algorithms.get(algorithm).load_mesh_program()
+  shards = program_class.num_batch_shards(num_data, num_stages)
   num_frames = 2 * num_stages - 1 + extra_frames
   clips = [batch(num_frames, PER_SHARD * shards, seed) for seed in
            range(steps)]
-  rngs = [jax.random.PRNGKey(7 + s) if dropout else None
-          for s in range(steps)]
   options = {'target_alignment': alignment} if algorithm == 'sideways' else {}
-  trainer = parallel.ParallelTrainer(algorithm, stages, variables, mesh, xent,
-                                     _optimizer(), clips[0][0],
-                                     options=options)
-  state = trainer.init(variables)
+  program = parallel.mesh_program(
+      algorithm, stages, variables, parallel.make_mesh(num_data, num_stages),
+      xent, _optimizer(), clips[0][0], options=options)
+  rng = jax.random.PRNGKey(7)
+  state = program.init(variables, rng)
   out = {'loss': 0.0}
-  if trainer.staged:
-    _check_placement(trainer, state, variables, out)
+  staged_layout = isinstance(program, staged.StagedProgram)
+  if staged_layout:
+    _check_placement(program, state, variables, out)
   # Batchnorm and dropout see one shard's clips: compare shard by shard.
   # Without them, the full batch must give the same numbers.
   per_shard = model == 'vgg8' or dropout > 0
-  reference = _reference_grads(algorithm, stages, shards if per_shard else 1,
-                               alignment)
-  optimizer = _optimizer()
-
-  @jax.jit
-  def ref_update(grads, opt_state, params):
-    # One program, not one small compile per leaf and operation.
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-  ref_vars = variables
-  ref_params = tuple(v['params'] for v in variables)
-  ref_opt = jax.jit(optimizer.init)(ref_params)
-  for step, ((clip, targets), rng) in enumerate(zip(clips, rngs)):
-    placed = trainer.place(clip, targets)
+  reference = _Reference(algorithm, stages, variables,
+                         shards if per_shard else 1, alignment)
+  for step, (clip, targets) in enumerate(clips):
+    placed = program.place(clip, targets)
     if step == 0 and check_grads:
-      got = trainer.grads(state, *placed, rng=rng)
-    state, metrics = trainer.train_step(state, *placed, rng=rng)
-    grads, new_state, loss, ref_metrics = reference(ref_vars, clip, targets,
-                                                    rng)
+      got = program.grads(state, *placed)
+    state, metrics = program.update(state, *placed)
+    assert int(state.step) == step + 1
+    # The program's dropout key of update t: fold_in(rng, t).
+    key = jax.random.fold_in(rng, step)
+    grads, new_state, loss, ref_metrics = reference.step(clip, targets, key)
     _compare_metrics(metrics, ref_metrics, out)
     if step == 0:
       out['valid_steps'] = np.asarray(metrics['valid_steps']).tolist()
@@ -222,37 +260,23 @@ def train_equivalence(algorithm: str, model: str, num_data: int,
       out['grad_scale'] = max_abs(grads)
       out['state'] = close_ratio(got.state, new_state)
       if versus_bp:
-        bp = _reference_grads('bp', stages, 1)(variables, clip, targets, rng)
+        bp = _reference_grads('bp', stages, 1)(variables, clip, targets, key)
         out['sideways_vs_bp'] = close_ratio(got.grads, bp[0])
     out['loss'] = max(out['loss'], close_ratio(np.asarray(metrics['loss']),
                                                loss))
-    ref_params, ref_opt = ref_update(grads, ref_opt, ref_params)
-    ref_vars = tuple({'params': p, **s} for p, s in zip(ref_params,
-                                                        new_state))
-    step_params = [v['params'] for v in trainer.variables(state)]
-    out.setdefault('params_per_step', []).append(
-        close_ratio(step_params, ref_params))
-  final = trainer.variables(state)
-  if trainer.staged:
-    _check_placement(trainer, state, final, out)
-  out['params_after'] = close_ratio([v['params'] for v in final],
-                                    [v['params'] for v in ref_vars])
-  out['state_after'] = close_ratio([{k: x for k, x in v.items()
-                                     if k != 'params'} for v in final],
-                                   [{k: x for k, x in v.items()
-                                     if k != 'params'} for v in ref_vars])
-  out['param_change'] = max_abs_diff([v['params'] for v in final],
-                                     [v['params'] for v in variables])
-  out['state_change'] = max_abs_diff(
-      [{k: x for k, x in v.items() if k != 'params'} for v in final],
-      [{k: x for k, x in v.items() if k != 'params'} for v in variables])
+    out.setdefault('params_per_step', []).append(close_ratio(
+        _split(program.variables(state))[0], reference.params))
+  final = program.variables(state)
+  if staged_layout:
+    _check_placement(program, state, final, out)
+  _compare_final(final, reference.variables, variables, out)
   out['expected_valid_steps'] = (
       sj.valid_step_counts(num_frames, num_stages)
       if algorithm == 'sideways' else [num_frames] * num_stages)
   return out
 
 
-def _check_placement(trainer, state, variables, out: dict) -> None:
+def _check_placement(program, state, variables, out: dict) -> None:
   """Checks which values each device holds; records the result in `out`.
 
   Every leaf of params / batchnorm state / optimizer state must have one
@@ -261,9 +285,9 @@ def _check_placement(trainer, state, variables, out: dict) -> None:
   out in its slots, with zeros elsewhere: no device holds another stage's
   values.
   """
-  layout = trainer.layout
+  layout = program.layout
   position = {dev: int(where[1])
-              for where, dev in np.ndenumerate(trainer.mesh.devices)}
+              for where, dev in np.ndenumerate(program.mesh.devices)}
   split = [(v['params'], {k: x for k, x in v.items() if k != 'params'})
            for v in variables]
   want_params = layout_lib.stack_params(layout, [p for p, _ in split])
@@ -295,36 +319,28 @@ def setup_error(kind: str) -> str:
   stages = build('simple_cnn', 2)
   variables = init_variables(stages)
   clip, targets = batch(4, 4, 0)
+  build_program = lambda algorithm, mesh, clip, options=None: (
+      parallel.mesh_program(algorithm, stages, variables, mesh, xent,
+                            _optimizer(), clip, options=options))
   try:
     if kind == 'stage_axis':
-      mesh = parallel.make_mesh(1, 3)
-      parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
-                               _optimizer(), clip)
+      build_program('sideways', parallel.make_mesh(1, 3), clip)
     elif kind == 'data_batch':
-      mesh = parallel.make_mesh(3, 2)
-      parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
-                               _optimizer(), clip)
+      build_program('sideways', parallel.make_mesh(3, 2), clip)
     elif kind == 'too_many_devices':
       parallel.make_mesh(3, 3)
     elif kind == 'short_clip':
-      mesh = parallel.make_mesh(1, 2)
-      parallel.ParallelTrainer('sideways', stages, variables, mesh, xent,
-                               _optimizer(), clip[:2])
-    elif kind in ('option_elsewhere', 'option_value', 'unknown_algorithm'):
-      mesh = parallel.make_mesh(1, 2)
+      build_program('sideways', parallel.make_mesh(1, 2), clip[:2])
+    elif kind in ('option_elsewhere', 'option_value', 'old_name'):
       algorithm, options = {
-          'option_elsewhere': ('sideways', {'bp_mode': 'batched'}),
+          'option_elsewhere': ('sideways', {'mode': 'batched'}),
           'option_value': ('sideways', {'target_alignment': 'future'}),
-          'unknown_algorithm': ('bp', {})}[kind]
-      parallel.ParallelTrainer(algorithm, stages, variables, mesh, xent,
-                               _optimizer(), clip, options=options)
+          'old_name': ('bp_model', {})}[kind]
+      build_program(algorithm, parallel.make_mesh(1, 2), clip, options)
     elif kind == 'wrong_batch_at_call':
-      mesh = parallel.make_mesh(2, 2)
-      trainer = parallel.ParallelTrainer('bp_model', stages, variables, mesh,
-                                         xent, _optimizer(), clip)
-      state = trainer.init(variables)
-      small = batch(4, 2, 0)
-      trainer.train_step(state, *trainer.place(*small))
+      program = build_program('bp', parallel.make_mesh(2, 2), clip)
+      state = program.init(variables, jax.random.PRNGKey(0))
+      program.update(state, *program.place(*batch(4, 2, 0)))
     else:
       raise ValueError(kind)
   except ValueError as e:
@@ -346,5 +362,59 @@ def speed_smoke(config_file: str, workdir: str) -> dict:
   return speed.run(config, workdir)
 
 
+class _Dense(nn.Module):
+  """Dense; with `unit`, first x / |x| per example: NaN on zeros (0 / 0)."""
+  features: int
+  unit: bool = True
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    if self.unit:
+      x = x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
+    return nn.Dense(self.features)(x)
+
+
+def masked_non_finite(num_stages: int = 3) -> dict:
+  """Sideways on a mesh where every warm-up step computes NaN.
+
+  Stages above the first normalise their input, so the zeros they run on
+  before the clip's first frame reaches them give 0 / 0 = NaN outputs,
+  losses and cotangents at exactly the steps the masks leave out. Returns
+  whether that NaN appears (the check is not vacuous), the finiteness of
+  the mesh's and one device's gradients, and how far apart they are.
+  """
+  stages = (_Dense(6, unit=False),) + tuple(
+      _Dense(6 if i < num_stages - 1 else NUM_CLASSES)
+      for i in range(1, num_stages))
+  frame = jnp.zeros((PER_SHARD, 5))
+  variables = jax.jit(lambda k: sj.init_chain(stages, k, frame))(
+      jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)
+  num_frames = 2 * num_stages
+  clip = rng.standard_normal((num_frames, PER_SHARD, 5)).astype(np.float32)
+  targets = np.broadcast_to(rng.integers(0, NUM_CLASSES, (PER_SHARD,)),
+                            (num_frames, PER_SHARD)).astype(np.int32)
+  warm_up = sj.apply_stage(stages[1], variables[1]['params'], {},
+                           jnp.zeros((PER_SHARD, 6)), train=True, rng=None)[0]
+  program = parallel.mesh_program('sideways', stages, variables,
+                                  parallel.make_mesh(1, num_stages), xent,
+                                  _optimizer(), clip)
+  state = program.init(variables, jax.random.PRNGKey(0))
+  got = program.grads(state, *program.place(clip, targets))
+  want = jax.jit(lambda v, c, y: sj.sideways_grads(stages, v, c, y, xent))(
+      variables, clip, targets)
+  _, metrics = program.update(state, *program.place(clip, targets))
+  finite = lambda tree: all(bool(np.all(np.isfinite(np.asarray(x))))
+                            for x in jax.tree.leaves(tree))
+  return {'warm_up_is_nan': bool(np.all(np.isnan(np.asarray(warm_up)))),
+          'mesh_finite': finite(got.grads) and finite(got.loss),
+          'update_finite': bool(metrics['loss_is_finite']),
+          'device_finite': finite(want.grads),
+          'grads': close_ratio(got.grads, want.grads),
+          'loss': close_ratio(got.loss, want.loss),
+          'grad_scale': max_abs(want.grads)}
+
+
 CASES = {'train_equivalence': train_equivalence, 'setup_error': setup_error,
-         'speed_smoke': speed_smoke}
+         'speed_smoke': speed_smoke, 'masked_non_finite': masked_non_finite}

@@ -22,10 +22,10 @@ import time
 
 # GPipe runs the same programs as 1F1B (another tick table): left out to
 # keep the three-process test short.
-ALGORITHMS = ('sideways', 'bp_model', 'bp_data', 'bp_1f1b')
+ALGORITHMS = ('sideways', 'bp', 'bp_data', 'bp_1f1b')
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
   parser = argparse.ArgumentParser()
   parser.add_argument('--coordinator_address', default='')
   parser.add_argument('--num_processes', type=int, default=1)
@@ -35,7 +35,11 @@ def main() -> None:
   parser.add_argument('--fail_process', type=int, default=-1)
   parser.add_argument('--fail_after_step', type=int, default=0)
   parser.add_argument('--fail_how', choices=('exit', 'stop'), default='exit')
-  args = parser.parse_args()
+  return parser.parse_args()
+
+
+def main() -> None:
+  args = _parse_args()
 
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   from sideways_jax import parallel  # pylint: disable=g-import-not-at-top
@@ -65,9 +69,9 @@ def main() -> None:
   for algorithm in ALGORITHMS:
     clips = [cases.batch(4, 2 * cases.PER_SHARD, seed) for seed in range(2)]
     optimizer = cases._optimizer()  # pylint: disable=protected-access
-    trainer = parallel.ParallelTrainer(algorithm, stages, variables, mesh,
-                                       cases.xent, optimizer, clips[0][0])
-    state = trainer.init(variables)
+    program = parallel.mesh_program(algorithm, stages, variables, mesh,
+                                    cases.xent, optimizer, clips[0][0])
+    state = program.init(variables, jax.random.PRNGKey(3))
     for step, (clip, targets) in enumerate(clips):
       if step == args.fail_after_step and args.process_id == args.fail_process:
         print(f'process {args.process_id}: failing ({args.fail_how})',
@@ -75,13 +79,12 @@ def main() -> None:
         if args.fail_how == 'exit':
           os._exit(3)  # pylint: disable=protected-access
         os.kill(os.getpid(), signal.SIGSTOP)
-      state, metrics = trainer.train_step(state,
-                                          *trainer.place(clip, targets))
+      state, metrics = program.update(state, *program.place(clip, targets))
       loss = float(parallel.fetch(metrics['loss'], mesh))
       results[f'{algorithm}/loss{step}'] = loss
       print(f'process {args.process_id}: {algorithm} step {step} loss '
             f'{loss:.6f} at {time.time():.1f}', flush=True)
-    final = trainer.variables(state)
+    final = program.variables(state)
     for i, leaf in enumerate(jax.tree.leaves(final)):
       results[f'{algorithm}/leaf{i}'] = np.asarray(leaf)
   if args.out and args.process_id == 0:

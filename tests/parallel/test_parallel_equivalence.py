@@ -1,6 +1,6 @@
 """Depth-parallel training gives the single-device engine's numbers.
 
-Each case runs on 2, 4, 6 or 8 fake CPU devices (in the worker process, see
+'bp' on a mesh is model-parallel BP (one stage per device). Each case runs on 2, 4, 6 or 8 fake CPU devices (in the worker process, see
 conftest.py): gradients of the first clip, the train-step metrics of every
 clip, and parameters and batchnorm statistics after a few SGD-momentum
 updates, must match `sideways_grads` / `bp_grads` + the same optax update
@@ -17,8 +17,8 @@ CASES = [
     ('sideways', 'simple_cnn', 2, 2, 0.0, True, 'xla'),    # 4: data axis
     ('sideways', 'vgg8', 1, 8, 0.5, True, 'xla'),          # 8: BN, dropout
     ('sideways', 'vgg8', 2, 4, 0.5, True, 'xla'),          # 8: data axis
-    ('bp_model', 'simple_cnn', 1, 6, 0.0, False, 'xla'),   # 6: layer/stage
-    ('bp_model', 'vgg8', 2, 4, 0.5, True, 'xla'),          # 8: data axis
+    ('bp', 'simple_cnn', 1, 6, 0.0, False, 'xla'),         # 6: layer/stage
+    ('bp', 'vgg8', 2, 4, 0.5, True, 'xla'),                # 8: data axis
     ('bp_data', 'vgg8', 2, 2, 0.5, True, 'xla'),           # 4 batch shards
     ('bp_gpipe', 'simple_cnn', 1, 6, 0.0, False, 'xla'),   # 6
     ('bp_gpipe', 'vgg8', 2, 2, 0.5, False, 'xla'),         # 4: data axis
@@ -46,7 +46,7 @@ def test_parallel_training_matches_single_device(case_worker, case):
                         check_grads=check_grads, impl=impl,
                         versus_bp=versus_bp, alignment=alignment)
   assert out['valid_steps'] == out['expected_valid_steps']
-  # Every train_step metric equals the engine's for the whole batch.
+  # Every metric of update equals the engine's for the whole batch.
   assert out['metrics_exact'], out
   assert out['outputs'] <= 1.0, out
   assert out['grad_norm'] <= 1.0, out
@@ -72,3 +72,15 @@ def test_parallel_training_matches_single_device(case_worker, case):
   if model == 'vgg8':
     assert out['state_change'] > 1e-3, out
 
+
+
+def test_non_finite_value_at_masked_step_does_not_leak_on_mesh(case_worker):
+  # Every warm-up step of the stages above the first computes NaN (they
+  # normalise the zeros they run on); the masks must keep it out, on the
+  # mesh as on one device, and the two must still agree.
+  out = case_worker.run('masked_non_finite', num_stages=3)
+  assert out['warm_up_is_nan'], out
+  assert out['device_finite'], out
+  assert out['mesh_finite'] and out['update_finite'], out
+  assert out['grad_scale'] > 1e-3, out
+  assert out['grads'] <= 1.0 and out['loss'] <= 1.0, out

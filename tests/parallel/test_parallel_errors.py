@@ -12,10 +12,11 @@ import pytest
     ('too_many_devices', r'needs 9 devices, but only 8 are available'),
     ('short_clip', r'at least 2D-1=3 frames, got K=2'),
     ('wrong_batch_at_call', r'built for batches of 4 clips, got 2'),
-    ('option_elsewhere', r"option 'bp_mode' does not apply to algorithm "
-                         r"'sideways'.*is for \['bp_data'\]"),
-    ('option_value', r"target_alignment='future': choose one of"),
-    ('unknown_algorithm', r"unknown algorithm 'bp'"),
+    ('option_elsewhere', r"'sideways' does not take option 'mode'.*is an "
+                         r"option of \['bp', 'bp_data'\]"),
+    ('option_value', r"target_alignment must be one of .*got 'future'"),
+    # 'bp' on a mesh is model-parallel BP; the old word is not silently kept.
+    ('old_name', r"unknown algorithm 'bp_model'"),
 ])
 def test_bad_setup_raises_clear_error(case_worker, kind, message):
   error = case_worker.run('setup_error', kind=kind)

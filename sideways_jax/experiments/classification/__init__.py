@@ -21,11 +21,9 @@ from sideways_jax.experiments.classification.plots import make_plots
 from sideways_jax.experiments.classification.state import create_train_state
 from sideways_jax.experiments.classification.state import TrainState
 from sideways_jax.experiments.classification.step import make_eval_step
-from sideways_jax.experiments.classification.step import make_train_step
 from sideways_jax.experiments.classification.validate import validate_config
 from sideways_jax.experiments.classification.writers import read_metrics
 from sideways_jax.experiments.classification.builders import build_schedule
-from sideways_jax.experiments.classification.checkpoint import check_same_run
 from sideways_jax.experiments.classification.loop import evaluate
 from sideways_jax.experiments.classification.progress import Progress
 from sideways_jax.experiments.classification.writers import MetricWriter

@@ -1,7 +1,8 @@
 """Config -> objects: the model's stages, data sources and loaders, optimizer.
 
-The only module of the package that reads a config; everything it returns
-is plain library objects.
+Everything it returns is plain library objects. The keys read here (while
+`loop.prepare` builds a run) are the keys that decide a run's numbers; see
+`sideways_jax/experiments/resume.py`.
 """
 
 from __future__ import annotations
@@ -94,11 +95,18 @@ def build_source(config: Any, *, train: bool) -> data.ClipSource:
 
 def build_loader(config: Any, source: data.ClipSource, *, train: bool,
                  start_step: int = 0) -> data.ClipLoader:
-  """Train batches from `start_step` on, or one ordered eval pass."""
+  """Train batches from `start_step` on, or one ordered eval pass.
+
+  Every process of a multi-host run reads the whole (global) batch: a mesh
+  feeds every stage-device of a pipeline the same clips and keeps each
+  device's part of it, so the batches, and the numbers, are those of a
+  single-process run whatever the process count.
+  """
   return data.make_loader(
       source, config.batch_size if train else config.eval_batch_size,
       seed=config.seed, train=train, num_threads=config.data.num_threads,
-      prefetch=config.data.prefetch, start_step=start_step)
+      prefetch=config.data.prefetch, start_step=start_step, process_index=0,
+      process_count=1)
 
 
 def build_schedule(config: Any) -> optax.Schedule:

@@ -1,64 +1,184 @@
-"""Orbax checkpoints of a TrainState; a guard against resuming another run."""
+"""Checkpoints that can be trusted: finite, complete, verified, multi-host.
+
+A checkpoint `checkpoints/<step>/` holds two orbax items: `state` (any
+pytree of arrays: on a mesh each process writes only the shards its own
+devices hold, so nothing is fetched to one host) and `run` (JSON: the
+run's log and counters up to that step, see loop.py). Saving checks the
+state finite first (a NaN never reaches the disk), waits for every process
+to finish, then process 0 writes `manifest.json` (the size and sha256 of
+every file) last: a checkpoint without a matching manifest does not count.
+
+`newest_verified` walks the checkpoints from the newest; one that fails to
+verify is named in a warning and moved to `rejected_checkpoints/` (never
+deleted), and the next older one is tried. When none verifies it moves
+nothing and says so in one line.
+"""
 
 from __future__ import annotations
 
 import json
-import pathlib
-from collections.abc import Iterable, Mapping
+import logging
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
-from sideways_jax.experiments.classification import state as state_lib
+from sideways_jax.experiments import common
+from sideways_jax.experiments import manifest
+from sideways_jax.experiments import workdir as workdir_lib
+
+STATE, RUN = 'state', 'run'
+REJECTED = 'rejected_checkpoints'
+
+
+class NonFiniteStateError(FloatingPointError):
+  """The state to save holds NaN/Inf; it was not written."""
+
+
+class CheckpointError(common.RunError):
+  """No checkpoint can be used, or one could not be written."""
+
+
+@jax.jit
+def _all_finite(leaves: list[jax.Array]) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def all_finite(tree: Any) -> bool:
+  """True when every floating-point leaf of `tree` is finite (any sharding)."""
+  leaves = [x for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return not leaves or bool(np.asarray(_all_finite(leaves)))
+
+
+def saved_steps(directory: workdir_lib.PathLike) -> list[int]:
+  """Steps of the finished orbax step folders under `directory`, ascending."""
+  directory = workdir_lib.as_path(directory)
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir()
+                if p.name.isdigit() and p.is_dir())
+
+
+def _move_aside(folder: epath.Path, rejected: epath.Path) -> epath.Path:
+  rejected.mkdir(parents=True, exist_ok=True)
+  target, n = rejected / folder.name, 1
+  while target.exists():
+    target, n = rejected / f'{folder.name}.{n}', n + 1
+  folder.rename(target)
+  return target
+
+
+def newest_verified(directory: workdir_lib.PathLike) -> int | None:
+  """The newest checkpoint step that verifies; None when there is none.
+
+  Checkpoints newer than it that fail are moved aside with a warning.
+
+  Raises:
+    CheckpointError: checkpoints exist but none verifies (none is moved).
+  """
+  directory = workdir_lib.as_path(directory)
+  steps = saved_steps(directory)
+  problems = {step: manifest.verify(directory / str(step))
+              for step in reversed(steps)}
+  good = [step for step, problem in problems.items() if problem is None]
+  if steps and not good:
+    details = '; '.join(f'step {s}: {p}' for s, p in problems.items())
+    raise CheckpointError(
+        f'no checkpoint in {directory} verifies ({details}). Start over with '
+        '--resume=restart (they are moved aside, not deleted), or pass '
+        'another --workdir')
+  newest = good[0] if good else None
+  for step, problem in problems.items():
+    if step == newest:
+      break
+    moved = _move_aside(directory / str(step), directory.parent / REJECTED)
+    logging.warning('checkpoint %d in %s does not verify (%s): moved it to '
+                    '%s; resuming from step %s', step, directory, problem,
+                    moved, newest)
+  return newest
+
+
+def _tree_signature(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
+  """(path, shape) of every leaf, whatever the containers' types."""
+  def name(entry):
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(entry, attr):
+        return str(getattr(entry, attr))
+    return str(entry)
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return sorted(('/'.join(name(e) for e in path), tuple(leaf.shape))
+                for path, leaf in leaves)
+
+
+def state_fits(directory: workdir_lib.PathLike, step: int,
+               template: Any) -> bool:
+  """True when checkpoint `step` holds a state with `template`'s tree."""
+  directory = workdir_lib.as_path(directory)
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  saved = ocp.StandardCheckpointHandler().metadata(
+      directory / str(step) / STATE)
+  return _tree_signature(saved.tree) == _tree_signature(template)
 
 
 class Checkpointer:
-  """Saves the TrainState every few steps; restores the latest one.
+  """Saves and restores (state, run record) pairs; see the module doc."""
 
-  Saves are atomic (orbax writes a temporary folder and renames it when
-  complete), so a run killed mid-save resumes from the previous checkpoint.
-  """
-
-  def __init__(self, directory: str | pathlib.Path, *, max_to_keep: int):
+  def __init__(self, directory: workdir_lib.PathLike, *, max_to_keep: int,
+               lead: bool = True):
     import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
     if max_to_keep < 1:
       raise ValueError(f'max_to_keep must be >= 1, got {max_to_keep}')
-    self._ocp = ocp
-    self.directory = pathlib.Path(directory).absolute()
+    self._ocp, self._lead = ocp, lead
+    self.directory = workdir_lib.as_path(directory)
+    # Saves are synchronous: the manifest can only be written once every
+    # file exists, and the train step donates the state's buffers.
     self._manager = ocp.CheckpointManager(
-        self.directory,
+        self.directory, item_names=(STATE, RUN),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True,
-            cleanup_tmp_directories=True))
+            cleanup_tmp_directories=True, enable_async_checkpointing=False))
 
   def latest_step(self) -> int | None:
-    """Step of the newest complete checkpoint, or None."""
+    """Step of the newest saved checkpoint, or None."""
     return self._manager.latest_step()
 
-  def restore_latest(self, template: state_lib.TrainState
-                    ) -> state_lib.TrainState | None:
-    """The newest checkpoint shaped like `template`; None if there is none."""
-    step = self.latest_step()
-    if step is None:
-      return None
-    abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, template)
-    return self._manager.restore(
-        step, args=self._ocp.args.StandardRestore(abstract))
+  def restore(self, step: int, template: Any) -> tuple[Any, dict[str, Any]]:
+    """(state shaped and placed like `template`, run record) of `step`."""
+    ocp = self._ocp
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        **{STATE: ocp.args.StandardRestore(abstract),
+           RUN: ocp.args.JsonRestore()}))
+    return restored[STATE], restored[RUN]
 
-  def save(self, state: state_lib.TrainState, step: int) -> None:
-    """Starts saving `state` as checkpoint `step` (ends in the background)."""
+  def save(self, step: int, state: Any, record: dict[str, Any]) -> None:
+    """Saves checkpoint `step` (all processes call it) and its manifest.
+
+    Raises:
+      NonFiniteStateError: `state` holds NaN/Inf (nothing is written).
+      OSError: ENOSPC when the disk cannot hold it (nothing is written).
+    """
     if step in self._manager.all_steps():
       return
-    # The train step donates the state's buffers to the next step, which
-    # overwrites them in place while the save still writes in the
-    # background: save a private host copy (np.array copies; on CPU
-    # device_get alone may return views of the donated buffers).
-    host_state = jax.tree.map(np.array, jax.device_get(state))
-    self._manager.save(step, args=self._ocp.args.StandardSave(host_state))
+    if not all_finite(state):
+      raise NonFiniteStateError(f'the state at step {step} holds NaN/Inf')
+    # Every process's shards go to the same folder: the whole state, plus
+    # room for orbax's metadata and the JSON record.
+    needed = sum(x.nbytes for x in jax.tree.leaves(state))
+    workdir_lib.check_free_space(self.directory, int(needed * 1.02) + 2**18
+                                 + 2 * len(json.dumps(record)))
+    ocp = self._ocp
+    self._manager.save(step, args=ocp.args.Composite(
+        **{STATE: ocp.args.StandardSave(state),
+           RUN: ocp.args.JsonSave(record)}))
+    if self._lead:
+      manifest.write(self.directory / str(step))
 
   def close(self) -> None:
-    """Waits for pending saves and releases the manager."""
+    """Waits for pending work and releases the manager."""
     self._manager.wait_until_finished()
     self._manager.close()
 
@@ -67,48 +187,3 @@ class Checkpointer:
 
   def __exit__(self, *exc: object) -> None:
     self.close()
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
-def check_same_run(path: str | pathlib.Path, config: Mapping[str, Any], *,
-                   ignore: Iterable[str] = ()) -> None:
-  """Records `config` in `path`, or checks it equals the one recorded there.
-
-  Resuming a run with different settings would silently mix two
-  experiments, so a mismatch is an error naming the keys that differ.
-
-  Args:
-    path: a JSON file in the run's folder.
-    config: the run's config as a (nested) JSON-compatible mapping.
-    ignore: dotted keys that may change between resumes (e.g. logging rates).
-
-  Raises:
-    ValueError: when the recorded config differs in a key not ignored.
-  """
-  path = pathlib.Path(path)
-  current = json.loads(json.dumps(config))  # Tuples -> lists, as on disk.
-  if not path.exists():
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(current, indent=2, sort_keys=True))
-    return
-  recorded = _flatten(json.loads(path.read_text()))
-  flat = _flatten(current)
-  ignored = set(ignore)
-  differ = sorted(k for k in set(recorded) | set(flat)
-                  if k not in ignored and recorded.get(k) != flat.get(k))
-  if differ:
-    details = ', '.join(f'{k}: {recorded.get(k)!r} -> {flat.get(k)!r}'
-                        for k in differ)
-    raise ValueError(
-        f'{path.parent} holds a run with a different config ({details}). '
-        'Resuming it would mix two experiments: pass another --workdir, or '
-        'delete that folder to start over.')

@@ -10,12 +10,13 @@ Layout under the experiment's workdir:
 from __future__ import annotations
 
 import math
-import pathlib
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from sideways_jax.experiments import common
+from sideways_jax.experiments import hosts
+from sideways_jax.experiments import workdir as workdir_lib
 from sideways_jax.experiments.classification import loop
 from sideways_jax.experiments.classification import plots
 from sideways_jax.experiments.classification import validate
@@ -47,22 +48,23 @@ def format_table(rows: Sequence[tuple[str, loop.RunSummary]]) -> str:
                    + [fmt(r) for r in lines])
 
 
-def run(config: Any, workdir: str | pathlib.Path, *,
-        max_steps: int | None = None,
-        stream: TextIO | None = None) -> list[tuple[str, loop.RunSummary]]:
+def run(config: Any, workdir: workdir_lib.PathLike, *,
+        max_steps: int | None = None, stream: TextIO | None = None,
+        resume: str = 'auto') -> list[tuple[str, loop.RunSummary]]:
   """Trains and evaluates every algorithm of `config`, then plots and reports.
 
   Args:
     config: an experiment config (see configs/common.py).
-    workdir: the experiment folder.
+    workdir: the experiment folder (local, or a `gs://` URL).
     max_steps: stop each run at this step (see `loop.train_and_evaluate`).
-    stream: where the report and progress go (default stdout).
+    stream: where the report and progress go (default stdout; processes
+      other than 0 of a multi-host run print nothing).
+    resume: 'auto', 'fork' or 'restart' (see `loop.train_and_evaluate`).
 
   Returns:
     (sweep folder name or '', summary) per run, in training order.
   """
-  out = stream or sys.stdout
-  workdir = pathlib.Path(workdir)
+  workdir = workdir_lib.as_path(workdir)
   variants = [(common.sweep_label(config, value), variant)
               for value, variant in common.expand_sweep(config)]
   for _, variant in variants:  # All checks before the first compile.
@@ -71,18 +73,27 @@ def run(config: Any, workdir: str | pathlib.Path, *,
   for label, variant in variants:
     for algorithm in validate.algorithms(variant):
       run_dir = workdir / label / algorithm if label else workdir / algorithm
-      print(f'== {label + " " if label else ""}{algorithm} -> {run_dir}',
-            file=out, flush=True)
       summary = loop.train_and_evaluate(variant, algorithm, run_dir,
-                                        max_steps=max_steps, stream=out)
+                                        max_steps=max_steps, stream=stream,
+                                        resume=resume)
       rows.append((label, summary))
+  # Process 0 reports; the other processes of a multi-host run stay quiet
+  # (known only now: a mesh run joins the other processes as it starts).
+  if hosts.is_lead():
+    _report(workdir, rows, stream or sys.stdout, sweep=bool(variants[0][0]))
+  return rows
+
+
+def _report(workdir: Any, rows: list[tuple[str, loop.RunSummary]],
+            out: TextIO, *, sweep: bool) -> None:
+  """Plots, the table and where everything is (process 0 only)."""
   figures = plots.make_plots(workdir)
   print('\n' + format_table(rows), file=out)
   print(f'\nlogs (metrics.jsonl, tensorboard/), checkpoints/ and summary.json: '
-        f'{workdir}/<{"sweep value>/<" if variants[0][0] else ""}algorithm>/',
+        f'{workdir}/<{"sweep value>/<" if sweep else ""}algorithm>/',
         file=out)
-  print(f'tensorboard --logdir {workdir}', file=out)
+  print(f'tensorboard --logdir {workdir}   (pip install -e '
+        "'.[tensorboard]')", file=out)
   for figure in figures:
     print(f'plot: {figure}', file=out)
   out.flush()
-  return rows

@@ -14,8 +14,10 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from etils import epath
 
 from sideways_jax.experiments import common
+from sideways_jax.experiments import workdir as workdir_lib
 from sideways_jax.experiments.classification import writers
 
 _NAMES = {'bp': 'BP', 'sideways': 'Sideways'}
@@ -64,7 +66,7 @@ def _draw_run(axes, run_dir: pathlib.Path, colour, label: str) -> None:
 def _chance(run_dirs) -> float | None:
   """1 / classes, from a finished run's summary.json (None before one)."""
   for run_dir in run_dirs:
-    summary = pathlib.Path(run_dir) / 'summary.json'
+    summary = workdir_lib.as_path(run_dir) / 'summary.json'
     if summary.exists():
       return 1.0 / json.loads(summary.read_text())['num_classes']
   return None
@@ -98,7 +100,8 @@ def plot_training_dynamics(runs: Mapping[str, pathlib.Path],
   plt = common.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
   for i, (name, run_dir) in enumerate(sorted(runs.items())):
-    _draw_run(axes, pathlib.Path(run_dir), f'C{i}', _NAMES.get(name, name))
+    _draw_run(axes, workdir_lib.as_path(run_dir), f'C{i}',
+              _NAMES.get(name, name))
   _finish(axes, chance=_chance(runs.values()))
   fig.suptitle(title or 'Training dynamics: BP vs Sideways')
   return common.save_figure(fig, out)
@@ -137,11 +140,11 @@ def plot_sweep(sweep: Mapping[str, Mapping[str, pathlib.Path]],
   return common.save_figure(fig, out)
 
 
-def find_runs(workdir: str | pathlib.Path
-             ) -> tuple[dict[str, pathlib.Path],
-                        dict[str, dict[str, pathlib.Path]]]:
+def find_runs(workdir: workdir_lib.PathLike
+             ) -> tuple[dict[str, epath.Path],
+                        dict[str, dict[str, epath.Path]]]:
   """(algorithm -> run folder, sweep value -> algorithm -> run folder)."""
-  workdir = pathlib.Path(workdir)
+  workdir = workdir_lib.as_path(workdir)
   plain, sweep = {}, {}
   for log in sorted(workdir.glob(f'*/{writers.METRICS_FILE}')):
     plain[log.parent.name] = log.parent
@@ -152,20 +155,22 @@ def find_runs(workdir: str | pathlib.Path
   return plain, sweep
 
 
-def make_plots(workdir: str | pathlib.Path,
-               out_dir: str | pathlib.Path | None = None
-              ) -> list[pathlib.Path]:
+def make_plots(workdir: workdir_lib.PathLike,
+               out_dir: workdir_lib.PathLike | None = None
+              ) -> list[pathlib.Path | epath.Path]:
   """Draws every figure the runs under `workdir` allow; returns the PNGs.
 
   Args:
-    workdir: an experiment folder (see `sideways_jax.experiments.classification.experiment`).
+    workdir: an experiment folder (see
+      `sideways_jax.experiments.classification.experiment`); local or a
+      `gs://` URL.
     out_dir: where the PNGs go (default `<workdir>/plots`).
 
   Raises:
     FileNotFoundError: no run with a metrics log under `workdir`.
   """
-  workdir = pathlib.Path(workdir)
-  out_dir = pathlib.Path(out_dir) if out_dir else workdir / 'plots'
+  workdir = workdir_lib.as_path(workdir)
+  out_dir = workdir_lib.as_path(out_dir) if out_dir else workdir / 'plots'
   plain, sweep = find_runs(workdir)
   if not plain and not sweep:
     raise FileNotFoundError(

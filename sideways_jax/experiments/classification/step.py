@@ -1,4 +1,7 @@
-"""Jitted training and evaluation steps for video classification.
+"""What a classification step computes around the Trainer: loss, metrics, eval.
+
+The update itself is `sideways_jax.Trainer`'s (see backend.py); this module
+gives it the per-frame loss and turns its outputs into the logged metrics.
 
 Batches are time-major (see `sideways_jax.data`): 'video' uint8
 [K, B, H, W, 3], 'label' int32 [B], 'mask' bool [K, B] (real vs padded
@@ -16,7 +19,6 @@ import optax
 
 from sideways_jax import chain as chain_lib
 from sideways_jax.data import normalize_video
-from sideways_jax.experiments.classification import state as state_lib
 
 Batch = Mapping[str, Any]
 Metrics = dict[str, jax.Array]
@@ -109,49 +111,6 @@ def train_metrics(outputs: Metrics, batch: Batch, *,
       'learning_rate': learning_rate,
       'loss_is_finite': outputs['loss_is_finite'],
   }
-
-
-def make_train_step(stages: chain_lib.Stages,
-                    optimizer: optax.GradientTransformation,
-                    gradients: Callable[..., Any], *,
-                    input_mean: float, input_std: float,
-                    learning_rate_fn: optax.Schedule
-                   ) -> Callable[[state_lib.TrainState, Batch],
-                                 tuple[state_lib.TrainState, Metrics]]:
-  """One optimizer update per clip batch on one device.
-
-  Args:
-    stages: the model's stage chain.
-    optimizer: updates the params with the clip's gradients.
-    gradients: `sideways_jax.grad_fn(algorithm, **options)`.
-    input_mean: subtracted from frames on the [0, 1] scale.
-    input_std: divides the centred frames.
-    learning_rate_fn: the optimizer's schedule, for logging.
-
-  Returns:
-    A jitted `step(state, batch) -> (state, metrics)` (see `train_metrics`);
-    it donates `state`.
-  """
-
-  def step(state: state_lib.TrainState, batch: Batch):
-    clip, targets = clip_and_targets(batch, input_mean=input_mean,
-                                     input_std=input_std)
-    result = gradients(stages, state.variables(), clip, targets, frame_xent,
-                       rng=jax.random.fold_in(state.rng, state.step),
-                       train=True)
-    updates, opt_state = optimizer.update(result.grads, state.opt_state,
-                                          state.params)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        model_state=tuple(dict(s) for s in result.state),
-        opt_state=opt_state)
-    outputs = dict(result.metrics, loss=result.loss,
-                   grad_norm=optax.tree.norm(result.grads))
-    return new_state, train_metrics(
-        outputs, batch, learning_rate=learning_rate_fn(state.step))
-
-  return jax.jit(step, donate_argnums=0)
 
 
 def forward_frames(stages: chain_lib.Stages,
