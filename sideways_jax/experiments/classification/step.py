@@ -86,7 +86,7 @@ def train_metrics(outputs: Metrics, batch: Batch, *,
   Args:
     outputs: 'loss', 'grad_norm', 'loss_is_finite', 'outputs' [K, B, C],
       'output_valid' bool [K] and 'output_frame' int32 [K] (as the engine's
-      `GradResult.metrics` and `ParallelTrainer.train_step` give them).
+      `GradResult.metrics` and `Trainer.step` give them).
     batch: the training batch ('label' [B], 'mask' [K, B]).
     learning_rate: the rate this step used.
 
