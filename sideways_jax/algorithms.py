@@ -62,8 +62,9 @@ class Algorithm:
     description: one line for tables and error messages.
     exact: computes BP's gradients (False: the Sideways approximation).
     grads: the single-device gradient function, or None (mesh only).
-    mesh_program: 'module:function' building the per-device program inside
-      `shard_map` (see `sideways_jax.parallel`), or None (one device only).
+    mesh_program: 'module:Class' of the mesh program (a
+      `sideways_jax.parallel.MeshProgram` subclass, built as
+      `cls(MeshSetup, **options)`), or None (one device only).
     options: name -> Option, the only keywords the algorithm takes.
     pipelined: stages of different frames work at once (a speed-up on D
       devices); False for 'bp' (one device busy at a time) and 'bp_data'.
@@ -93,7 +94,7 @@ class Algorithm:
             if placement is None or placement in option.placements}
 
   def load_mesh_program(self) -> Callable[..., Any]:
-    """The mesh program's builder (imports `sideways_jax.parallel`)."""
+    """The mesh program's class (imports `sideways_jax.parallel`)."""
     if self.mesh_program is None:
       raise ValueError(f'{self.name!r} has no mesh program')
     module, function = self.mesh_program.split(':')
