@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from conftest import load_config
+from sideways_jax import data
 from sideways_jax.experiments import classification as train
 from sideways_jax.experiments import common
 from sideways_jax.experiments.classification import builders
@@ -54,7 +55,7 @@ def test_optimizer_clips_gradients_when_asked(name):
 def test_cached_source_renders_each_clip_once():
   config = load_config('synthetic_simplecnn', 'smoke')
   source = train.build_source(config, train=True)
-  assert isinstance(source, builders.CachedSource)
+  assert isinstance(source, data.CachedSource)
   calls = []
   original = source.source.get
   source.source.get = lambda i, rng: calls.append(i) or original(i, rng)
@@ -64,8 +65,39 @@ def test_cached_source_renders_each_clip_once():
   assert first['video'].shape == (11, 32, 32, 3)
 
 
-def test_cache_is_refused_for_file_datasets():
-  config = load_config('hmdb_simplecnn', 'smoke')
+class _RandomCrops:
+  """A user's source whose clips depend on the generator (not cacheable)."""
+  num_classes = 2
+
+  def __len__(self):
+    return 4
+
+  def get(self, index, rng):
+    del index
+    return {'video': rng.integers(0, 255, (3, 8, 8, 3), np.uint8),
+            'label': np.int32(0), 'mask': np.ones(3, bool)}
+
+
+def make_random_crops(**kwargs):
+  del kwargs
+  return _RandomCrops()
+
+
+def test_cache_is_refused_for_sources_that_draw_randomly():
+  config = load_config('synthetic_simplecnn', 'smoke')
+  config.data.name = 'test_builders:make_random_crops'  # by import path
+  config.data.cache = False
+  assert len(train.build_source(config, train=True)) == 4
   config.data.cache = True
-  with pytest.raises(common.ConfigError, match='data.cache'):
+  with pytest.raises(common.ConfigError, match='data.cache=True'):
     train.build_source(config, train=True)
+
+
+def test_model_names_come_from_the_table_or_an_import_path():
+  config = load_config('synthetic_simplecnn', 'smoke')
+  config.model.name = 'sideways_jax.models:simple_cnn'  # as a user's builder
+  stages = builders.build_stages(config, 10)
+  assert len(stages) == config.model.num_stages
+  config.model.name = 'simpel_cnn'
+  with pytest.raises(common.ConfigError, match="did you mean 'simple_cnn'"):
+    train.validate_config(config)

@@ -7,10 +7,8 @@ Everything it returns is plain library objects. The keys read here (while
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import optax
 
 from sideways_jax import data
@@ -19,45 +17,21 @@ from sideways_jax.data import registry as data_registry
 from sideways_jax.data import video
 from sideways_jax.experiments.classification import validate
 
-_MODEL_BUILDERS: dict[str, Callable[..., tuple]] = {
-    'simple_cnn': models.simple_cnn,
-    'vgg8': models.vgg8,
-}
-
-
 def build_stages(config: Any, num_classes: int) -> tuple:
-  """The model of `config.model` as a stage chain with `num_classes` logits."""
-  if config.model.name not in _MODEL_BUILDERS:
-    raise validate.ConfigError(
-        f'model.name={config.model.name!r}: choose one of '
-        f'{sorted(_MODEL_BUILDERS)}')
-  resolution = config.data.resolution
-  return _MODEL_BUILDERS[config.model.name](
-      num_classes, num_stages=config.model.num_stages,
-      frame_shape=(resolution, resolution, 3), **config.model.kwargs.to_dict())
+  """The model of `config.model` as a stage chain with `num_classes` logits.
 
-
-class CachedSource:
-  """Keeps each example after its first read (for deterministic sources).
-
-  Synthetic clips are a pure function of their index, so rendering each once
-  frees the two CPU cores for training after the first epoch.
+  `model.name` is a name of the model table (`sideways_jax.models.registry`)
+  or a user's builder by import path, 'my_pkg.my_module:build'.
   """
-
-  def __init__(self, source: data.ClipSource):
-    self.source = source
-    self.num_classes = source.num_classes
-    self._cache: dict[int, dict[str, np.ndarray]] = {}
-
-  def __len__(self) -> int:
-    return len(self.source)
-
-  def get(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    example = self._cache.get(index)
-    if example is None:
-      example = self.source.get(index, rng)
-      self._cache[index] = example
-    return example
+  resolution = config.data.resolution
+  try:
+    return models.build_model(
+        config.model.name, 'classifier', num_classes,
+        num_stages=config.model.num_stages,
+        frame_shape=(resolution, resolution, 3),
+        **config.model.kwargs.to_dict())
+  except models.RegistryError as e:
+    raise validate.ConfigError(f'model.name: {e}') from None
 
 
 def build_source(config: Any, *, train: bool) -> data.ClipSource:
@@ -68,12 +42,7 @@ def build_source(config: Any, *, train: bool) -> data.ClipSource:
       message gives the preparation command.
   """
   cfg = config.data
-  if cfg.cache and cfg.name not in data_registry.SYNTHETIC_SOURCES:
-    raise validate.ConfigError(
-        f'data.cache=True works only for synthetic sources '
-        f'{data_registry.SYNTHETIC_SOURCES} (file sources draw random crops '
-        f'per epoch); set --config.data.cache=False for {cfg.name!r}')
-  if cfg.name in data_registry.FILE_SOURCES:
+  if data_registry.decodes_video(cfg.name):
     try:
       video.require_cv2()  # Before anything trains, not at the first video.
     except ImportError as e:
@@ -81,16 +50,24 @@ def build_source(config: Any, *, train: bool) -> data.ClipSource:
           f"data.name={cfg.name!r} decodes video files, which needs OpenCV: "
           "pip install -e '.[video]'") from e
   kwargs = (cfg.train_kwargs if train else cfg.eval_kwargs).to_dict()
-  source = data.make_source(
-      cfg.name, split=cfg.train_split if train else cfg.eval_split,
-      root=cfg.root, clip_length=cfg.clip_length, stride=cfg.stride,
-      resolution=cfg.resolution, train=train, fold=cfg.fold,
-      seed=config.seed, **kwargs)
+  try:
+    source = data.make_source(
+        cfg.name, split=cfg.train_split if train else cfg.eval_split,
+        root=cfg.root, clip_length=cfg.clip_length, stride=cfg.stride,
+        resolution=cfg.resolution, train=train, fold=cfg.fold,
+        seed=config.seed, **kwargs)
+  except models.RegistryError as e:
+    raise validate.ConfigError(f'data.name: {e}') from None
   if source.num_classes < 1:
     raise validate.ConfigError(
         f'data source {cfg.name!r} has no class labels; classification runs '
         'need a labelled source')
-  return CachedSource(source) if cfg.cache else source
+  if not cfg.cache:
+    return source
+  try:
+    return data.cache_source(source, name=cfg.name)
+  except ValueError as e:
+    raise validate.ConfigError(f'data.cache=True: {e}') from None
 
 
 def build_loader(config: Any, source: data.ClipSource, *, train: bool,

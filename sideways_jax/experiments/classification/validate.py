@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sideways_jax import algorithms as algorithms_lib
+from sideways_jax import models
 from sideways_jax import sideways
 from sideways_jax.experiments import common
 
-MODEL_NAMES = ('simple_cnn', 'vgg8')
 ConfigError = common.ConfigError
 # What compare=True trains, BP first: the algorithms that run on one device.
 COMPARED = algorithms_lib.DEVICE_ALGORITHMS
@@ -47,8 +47,10 @@ def validate_config(config: Any) -> None:
   _require(config.runner == 'classification',
            f"runner={config.runner!r}: this runner takes configs with "
            "runner='classification'")
-  _require(config.model.name in MODEL_NAMES,
-           f'model.name={config.model.name!r}: choose one of {MODEL_NAMES}')
+  try:  # The one model table (a user's builder by import path too).
+    models.get_model_builder(config.model.name, 'classifier')
+  except models.RegistryError as e:
+    raise ConfigError(f'model.name: {e}') from None
   _require(config.model.num_stages >= 1,
            f'model.num_stages={config.model.num_stages} must be >= 1')
   for name in algorithms(config):
