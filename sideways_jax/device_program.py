@@ -14,16 +14,9 @@ from sideways_jax import algorithms
 from sideways_jax import chain as chain_lib
 from sideways_jax import kernel
 from sideways_jax import result as result_lib
+from sideways_jax.train_state import memory_stats
 from sideways_jax.train_state import Metrics
 from sideways_jax.train_state import TrainState
-
-
-def _memory(compiled: Any) -> dict[str, int]:
-  stats = compiled.memory_analysis()
-  out = {f'{name}_bytes': int(getattr(stats, f'{name}_size_in_bytes'))
-         for name in ('argument', 'output', 'alias', 'temp')}
-  out['total_bytes'] = out['temp_bytes'] + out['argument_bytes']
-  return out
 
 
 class DeviceProgram:
@@ -92,4 +85,5 @@ class DeviceProgram:
 
   def memory_analysis(self, state: TrainState, clip: Any,
                       targets: Any) -> dict[str, int]:
-    return _memory(self._jit_update.lower(state, clip, targets).compile())
+    return memory_stats(
+        self._jit_update.lower(state, clip, targets).compile())

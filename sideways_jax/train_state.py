@@ -37,6 +37,21 @@ class TrainState:
   rng: jax.Array
 
 
+def memory_stats(compiled: Any) -> dict[str, int]:
+  """XLA's per-device byte estimates of a compiled program.
+
+  'argument_bytes' (state and batch shard), 'output_bytes', 'alias_bytes'
+  (outputs reusing donated arguments), 'temp_bytes' (everything the program
+  allocates itself, e.g. stored activations) and 'total_bytes' = temp +
+  argument.
+  """
+  stats = compiled.memory_analysis()
+  out = {f'{name}_bytes': int(getattr(stats, f'{name}_size_in_bytes'))
+         for name in ('argument', 'output', 'alias', 'temp')}
+  out['total_bytes'] = out['temp_bytes'] + out['argument_bytes']
+  return out
+
+
 class Program(Protocol):
   """What a placement (one device, or a mesh) provides to the Trainer.
 

@@ -42,6 +42,7 @@ from sideways_jax import chain as chain_lib
 from sideways_jax import kernel
 from sideways_jax import result as result_lib
 from sideways_jax.parallel import mesh as mesh_lib
+from sideways_jax import train_state as train_state_lib
 from sideways_jax.train_state import TrainState
 
 
@@ -315,12 +316,8 @@ class MeshProgram(abc.ABC):
       e.g. stored activations) and 'total_bytes' = temp + argument.
     """
     self._check_inputs(clip, targets)
-    stats = self._jit[True].lower(state, clip,
-                                  targets).compile().memory_analysis()
-    out = {f'{name}_bytes': int(getattr(stats, f'{name}_size_in_bytes'))
-           for name in ('argument', 'output', 'alias', 'temp')}
-    out['total_bytes'] = out['temp_bytes'] + out['argument_bytes']
-    return out
+    return train_state_lib.memory_stats(
+        self._jit[True].lower(state, clip, targets).compile())
 
   def _new_state(self, params: Any, model_state: Any, opt_state: Any,
                  rng: jax.Array) -> TrainState:
