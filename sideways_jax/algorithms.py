@@ -32,6 +32,7 @@ from sideways_jax import chain as chain_lib
 from sideways_jax import kernel
 from sideways_jax import result as result_lib
 from sideways_jax import sideways
+from sideways_jax import temporal
 
 DEVICE = 'device'   # placement: the engine's function on one device
 MESH = 'mesh'       # placement: a program over a ('data', 'stage') mesh
@@ -123,6 +124,12 @@ _TABLE = (
             'current', sideways.TARGET_ALIGNMENTS,
             help="'current' (the paper's: the target of the frame arriving "
             "now) or 'origin' (of the frame the top output came from)"),
+                 'window_cotangents': Option(
+                     'sum', temporal.WINDOW_COTANGENTS, placements=(DEVICE,),
+                     help="temporal window stages: 'sum' adds the cotangent "
+                     "of the earlier inputs a window holds to the current "
+                     "input's (the smooth-input approximation; exact on "
+                     "still frames) or 'drop' leaves it out"),
                  'unroll': _UNROLL},
         min_clip_length=sideways.min_clip_length,
         check_clip_length=sideways.check_clip_length),
@@ -218,8 +225,8 @@ def grad_fn(name: str, **options: Any) -> GradFn:
     name: 'bp' or 'sideways' (`DEVICE_ALGORITHMS`).
     **options: that algorithm's options (`ALGORITHMS[name].options`): 'bp'
       takes `mode` ('batched'|'scanned') and `unroll`; 'sideways' takes
-      `target_alignment` ('current'|'origin') and `unroll`. Unset ones keep
-      their defaults.
+      `target_alignment` ('current'|'origin'), `window_cotangents`
+      ('sum'|'drop') and `unroll`. Unset ones keep their defaults.
 
   Returns:
     `fn(stages, variables, clip, targets, loss_fn, *, rng=None, train=True)

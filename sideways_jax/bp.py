@@ -7,6 +7,9 @@ numbers:
 
 * 'batched': all K frames at once through `vmap` (fast; memory grows with K);
 * 'scanned': one frame at a time in a `lax.scan` (memory constant in K).
+
+A chain with temporal stages is not a sum of independent frames: `bptt.py`
+differentiates through the carries (exact BP through time).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from sideways_jax import bptt
 from sideways_jax import chain as chain_lib
 from sideways_jax import pipeline
 from sideways_jax import result as result_lib
@@ -66,6 +70,9 @@ def bp_grads(stages: chain_lib.Stages,
   num_frames, _ = chain_lib.validate_clip(clip, targets)
   chain_lib.output_shapes(stages, variables, clip[0])  # A layout error: 1 line.
   check_mode(mode)
+  if chain_lib.is_temporal_chain(stages):
+    return bptt.bptt_grads(stages, variables, clip, targets, loss_fn,
+                           rng=rng, train=train, mode=mode, unroll=unroll)
   split = [chain_lib.split_variables(v) for v in variables]
   params = tuple(p for p, _ in split)
   states = tuple(s for _, s in split)
@@ -96,16 +103,6 @@ def bp_grads(stages: chain_lib.Stages,
     new_states = jax.tree.map(lambda s: s / num_frames, state_sum)
     loss = losses.mean()
 
-  if not train:
-    new_states = states
-  metrics = {
-      'valid_steps': jnp.full((len(stages),), num_frames, jnp.int32),
-      'outputs': outputs,
-      'output_valid': jnp.ones((num_frames,), bool),
-      'output_frame': frames,
-      'step_losses': losses.astype(jnp.float32),
-      'loss_is_finite': result_lib.finite_metric(loss, grads),
-  }
-  return result_lib.GradResult(loss=loss.astype(jnp.float32), grads=grads,
-                               state=tuple(dict(s) for s in new_states),
-                               metrics=metrics)
+  return result_lib.every_frame_result(
+      loss, losses, outputs, grads, new_states if train else states,
+      len(stages))

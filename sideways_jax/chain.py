@@ -1,9 +1,11 @@
 """A model as a chain of Flax stages, and how one stage is applied.
 
 A stage is any `flax.linen.Module` whose `__call__(x, train)` maps a batch of
-one frame per clip, [B, ...], to [B, ...]. Each stage owns its variables: a
-dict with 'params' and, optionally, mutable collections such as
-'batch_stats'. Dropout draws from the rng collection 'dropout'.
+one frame per clip, [B, ...], to [B, ...], or a temporal stage whose
+`__call__(x, carry, train)` also takes and returns the state it carries from
+one frame to the next (see `sideways_jax.temporal`). Each stage owns its
+variables: a dict with 'params' and, optionally, per-frame statistics such
+as 'batch_stats'. Dropout draws from the rng collection 'dropout'.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import zlib
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
+
+from sideways_jax import temporal
 
 Stages = Sequence[nn.Module]
 StageVariables = Mapping[str, Any]   # {'params': ..., 'batch_stats': ...}
@@ -33,24 +38,60 @@ def split_variables(variables: StageVariables) -> tuple[Params, dict]:
   return variables.get('params', {}), state
 
 
+def _apply(stage: Any, params: Params, state: Mapping[str, Any],
+           args: tuple, *, train: bool,
+           rng: jax.Array | None) -> tuple[Any, dict]:
+  """`stage.apply(variables, *args, train=train)`, state made mutable."""
+  rngs = None if rng is None else stage_rngs(stage, rng)
+  variables = {'params': params, **state}
+  if train and state:
+    out, updates = stage.apply(variables, *args, train=True, rngs=rngs,
+                               mutable=list(state))
+    return out, {**state, **updates}
+  return stage.apply(variables, *args, train=train, rngs=rngs), dict(state)
+
+
 def apply_stage(stage: nn.Module, params: Params, state: Mapping[str, Any],
                 x: jax.Array, *, train: bool,
                 rng: jax.Array | None) -> tuple[jax.Array, dict]:
-  """Runs one stage on a batch; returns (output, updated mutable state).
+  """Runs one frame stage on a batch; returns (output, updated mutable state).
 
   In training mode every non-param collection is mutable (batchnorm updates
   its running statistics); in eval mode the state is returned unchanged.
   The key feeds every rng stream the stage names (`rng_streams`, default
-  ('dropout',)).
+  ('dropout',)). A temporal stage needs its carry: `apply_temporal_stage`.
   """
-  rngs = None if rng is None else stage_rngs(stage, rng)
-  variables = {'params': params, **state}
-  if train and state:
-    y, updates = stage.apply(variables, x, train=True, rngs=rngs,
-                             mutable=list(state))
-    return y, {**state, **updates}
-  y = stage.apply(variables, x, train=train, rngs=rngs)
-  return y, dict(state)
+  if temporal.is_temporal(stage):
+    raise ValueError(
+        f'{type(stage).__name__} is a temporal stage (it has init_carry): it '
+        'runs with its carry (chain.apply_temporal_stage, chain.apply_clip), '
+        'frame after frame; frame-at-a-time code cannot run it')
+  return _apply(stage, params, state, (x,), train=train, rng=rng)
+
+
+def apply_temporal_stage(stage: Any, params: Params,
+                         state: Mapping[str, Any], x: jax.Array, carry: Any,
+                         *, train: bool, rng: jax.Array | None
+                         ) -> tuple[jax.Array, dict, Any]:
+  """Runs a temporal stage on one frame batch with its carry.
+
+  Returns (output, updated mutable state, the carry for the next frame, in
+  the dtypes of `carry`).
+  """
+  (y, new_carry), new_state = _apply(stage, params, state, (x, carry),
+                                     train=train, rng=rng)
+  return y, new_state, temporal.like(new_carry, carry)
+
+
+def apply_any_stage(stage: Any, params: Params, state: Mapping[str, Any],
+                    x: jax.Array, carry: Any, *, train: bool,
+                    rng: jax.Array | None) -> tuple[jax.Array, dict, Any]:
+  """A frame stage (carry None, returned None) or a temporal one."""
+  if carry is None:
+    return (*apply_stage(stage, params, state, x, train=train, rng=rng),
+            None)
+  return apply_temporal_stage(stage, params, state, x, carry, train=train,
+                              rng=rng)
 
 
 DEFAULT_RNG_STREAMS = ('dropout',)
@@ -109,8 +150,9 @@ def output_shapes(stages: Stages, variables: ChainVariables,
     params, state = split_variables(stage_vars)
     try:
       x = jax.eval_shape(
-          lambda p, s, a, stage=stage: apply_stage(
-              stage, p, s, a, train=False, rng=None)[0], params, state, x)
+          lambda p, s, a, stage=stage: apply_any_stage(
+              stage, p, s, a, temporal.zero_carry(stage, a), train=False,
+              rng=None)[0], params, state, x)
     except Exception as e:  # pylint: disable=broad-except
       # Flax raises its own error classes for shape mismatches.
       if i > 0:
@@ -138,13 +180,65 @@ def init_chain(stages: Stages, rng: jax.Array,
                            jnp.result_type(example_frame))
   for i, stage in enumerate(stages):
     key = jax.random.fold_in(rng, i)
-    init = jax.jit(lambda k, a, stage=stage: stage.init(
-        {**stage_rngs(stage, k), 'params': k}, a, train=False))
+    # A temporal stage is initialised on the first frame of a clip, by the
+    # module that defines its carry (wrappers forward `init` unchanged).
+    owner = temporal.interface(stage) or stage
+    init = jax.jit(lambda k, a, stage=stage, owner=owner: owner.init(
+        {**stage_rngs(stage, k), 'params': k}, a,
+        *_carry_args(stage, a), train=False))
     stage_vars = dict(init(key, jnp.zeros(x.shape, x.dtype)))
     check_collections(i, stage, stage_vars)
     variables.append(stage_vars)
     x = output_shapes((stage,), (stage_vars,), x)[0]
   return tuple(variables)
+
+
+def _carry_args(stage: Any, x: jax.Array) -> tuple:
+  """(the clip-start carry,) for a temporal stage; () for a frame stage."""
+  carry = temporal.zero_carry(stage, x)
+  return () if carry is None else (carry,)
+
+
+def input_shapes(stages: Stages, variables: ChainVariables,
+                 frame: Any) -> list[jax.ShapeDtypeStruct]:
+  """Each stage's input shape (the frame's, then the outputs below it)."""
+  spec = jax.ShapeDtypeStruct(jnp.shape(frame), jnp.result_type(frame))
+  return [spec, *output_shapes(stages, variables, frame)[:-1]]
+
+
+def zero_carries(stages: Stages, variables: ChainVariables,
+                 frame: Any) -> tuple[Any, ...]:
+  """Every stage's clip-start carry (None for frame stages)."""
+  return tuple(temporal.zero_carry(stage, x) for stage, x in zip(
+      stages, input_shapes(stages, variables, frame)))
+
+
+def is_temporal_chain(stages: Stages) -> bool:
+  """Whether any stage carries state across frames."""
+  return any(temporal.is_temporal(stage) for stage in stages)
+
+
+def apply_clip(stages: Stages, variables: ChainVariables,
+               clip: jax.Array) -> jax.Array:
+  """Eval-mode outputs of every frame: clip [K, B, ...] -> [K, B, ...].
+
+  A frame chain runs all frames at once (`vmap`); a chain with temporal
+  stages runs them in order, each stage's carry starting at zeros.
+  """
+  if not is_temporal_chain(stages):
+    return jax.vmap(lambda x: apply_chain(stages, variables, x)[0])(clip)
+  split = [split_variables(v) for v in variables]
+
+  def body(carries, x):
+    new_carries = []
+    for stage, (params, state), carry in zip(stages, split, carries):
+      x, _, carry = apply_any_stage(stage, params, state, x, carry,
+                                    train=False, rng=None)
+      new_carries.append(carry)
+    return tuple(new_carries), x
+
+  _, outputs = lax.scan(body, zero_carries(stages, variables, clip[0]), clip)
+  return outputs
 
 
 def init_chain_shapes(stages: Stages,
@@ -162,9 +256,10 @@ def validate_chain(stages: Stages, variables: ChainVariables) -> None:
   The state contract: besides 'params', a stage may hold only per-frame
   statistics (`STATISTICS_COLLECTIONS`, or the stage's own
   `statistics_collections`), which every frame updates and an episode
-  averages. State carried from one frame to the next would be silently
-  wrong under every schedule here (each frame would see the clip's initial
-  state), so such a collection is refused.
+  averages. State carried from one frame to the next goes through a
+  temporal stage's explicit carry (`sideways_jax.temporal`), never through
+  a mutable collection: there every frame would silently see the clip's
+  initial state, so such a collection is refused.
   """
   if len(stages) == 0:
     raise ValueError('a stage chain needs at least one stage')
@@ -186,9 +281,10 @@ def check_collections(index: int, stage: Any,
     raise ValueError(
         f'stage {index} holds mutable collection(s) {other}: only per-frame '
         f'statistics {list(allowed)} are supported (averaged over the '
-        'frames of an episode); state carried across frames would see the '
-        "clip's initial state at every frame. Declare a statistics "
-        'collection with the stage attribute `statistics_collections`.')
+        'frames of an episode). For state carried across frames write a '
+        'temporal stage: init_carry(x) and __call__(x, carry, train) -> '
+        '(y, carry), see sideways_jax.temporal; for per-frame statistics '
+        'set the stage attribute `statistics_collections`.')
 
 
 def validate_clip(clip: jax.Array, targets: Any) -> tuple[int, int]:

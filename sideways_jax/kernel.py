@@ -17,6 +17,12 @@ applied with `where`, never by multiplying or by zeroing the cotangent
 before the vjp: a non-finite value in a masked step (a NaN frame before the
 clip's real frames reach a stage, an overflow in a warm-up output) must not
 leak into the sums.
+
+A temporal stage (`sideways_jax.temporal`) also gets its carry and returns
+the next one, kept only when the input is real. The carry is an input of
+the step, not differentiated through time: the vjp is taken at (input,
+carry), and under `window_cotangents='sum'` the cotangent of the earlier
+inputs a window carry holds is added to the current input's cotangent.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from sideways_jax import chain as chain_lib
+from sideways_jax import temporal
 
 LossFn = Callable[[jax.Array, Any], jax.Array]
 # add(grad_sum, grads) -> grad_sum: how a caller stores its gradient sum
@@ -69,21 +76,29 @@ class StageStep(NamedTuple):
   loss: jax.Array              # f32 []: the top's loss if its input is real,
                                # else 0 (always 0 below the top)
   mask: jax.Array              # bool []: this step's gradient counted
+  carry: Any = None            # a temporal stage's next carry (its old one
+                               # where the input is not real); None for a
+                               # frame stage
 
 
 def stage_forward(stage: Any, params: chain_lib.Params, state: dict,
                   x: jax.Array, *, position: Position, frame: Any,
-                  train: bool, rng: jax.Array | None
-                  ) -> tuple[jax.Array, dict]:
+                  train: bool, rng: jax.Array | None, carry: Any = None
+                  ) -> tuple[jax.Array, ...]:
   """Stage `position.index` on input x [B, ...] from clip frame `frame`.
 
   The dropout key is `chain.stage_rng(rng, frame, index)`: keyed by the
   frame the data came from, so a frame gets the same masks under every
-  schedule. Returns (output, updated mutable state).
+  schedule. Returns (output, updated mutable state) for a frame stage, and
+  (output, updated mutable state, next carry) when `carry` is given (a
+  temporal stage).
   """
-  return chain_lib.apply_stage(stage, params, state, x, train=train,
-                               rng=chain_lib.stage_rng(rng, frame,
-                                                       position.index))
+  stage_rng = chain_lib.stage_rng(rng, frame, position.index)
+  if carry is None:
+    return chain_lib.apply_stage(stage, params, state, x, train=train,
+                                 rng=stage_rng)
+  return chain_lib.apply_temporal_stage(stage, params, state, x, carry,
+                                        train=train, rng=stage_rng)
 
 
 def stage_step(stage: Any, params: chain_lib.Params, state: dict,
@@ -91,7 +106,8 @@ def stage_step(stage: Any, params: chain_lib.Params, state: dict,
                position: Position, frame: Any, train: bool,
                rng: jax.Array | None, loss_fn: LossFn, target: Any = None,
                input_valid: Any = True, cotangent_valid: Any = True,
-               add: AddFn = tree_add) -> StageStep:
+               add: AddFn = tree_add, carry: Any = None,
+               window_cotangents: str = 'sum') -> StageStep:
   """One stage, one computation step: forward + vjp at x, masked, summed.
 
   Args:
@@ -113,21 +129,32 @@ def stage_step(stage: Any, params: chain_lib.Params, state: dict,
     cotangent_valid: bool []: the cotangent comes from a real frame (the top
       stage's cotangent is real exactly when its input is).
     add: `add(grad_sum, grads) -> grad_sum`.
+    carry: a temporal stage's carry (None for a frame stage).
+    window_cotangents: 'sum' adds the cotangent of a window carry's earlier
+      inputs to the input cotangent; 'drop' leaves it out.
 
   Returns:
     The StageStep. The first stage needs no input gradient (the frame is
     data), so its vjp skips it and `input_cotangent` is None.
   """
-  def forward(p, a):
-    return stage_forward(stage, p, state, a, position=position, frame=frame,
-                         train=train, rng=rng)
-
-  if position.first:
-    y, vjp_fn, new_state = jax.vjp(lambda p: forward(p, x), params,
-                                   has_aux=True)
-  else:
-    y, vjp_fn, new_state = jax.vjp(forward, params, x, has_aux=True)
   input_valid = jnp.asarray(input_valid)
+  if carry is None:
+    def forward(p, a):
+      return stage_forward(stage, p, state, a, position=position,
+                           frame=frame, train=train, rng=rng)
+
+    if position.first:
+      y, vjp_fn, new_state = jax.vjp(lambda p: forward(p, x), params,
+                                     has_aux=True)
+    else:
+      y, vjp_fn, new_state = jax.vjp(forward, params, x, has_aux=True)
+    new_carry = None
+  else:
+    y, vjp_fn, (new_state, new_carry) = _temporal_vjp(
+        stage, params, state, x, carry, position=position, frame=frame,
+        train=train, rng=rng, window_cotangents=window_cotangents)
+    new_carry = jax.tree.map(lambda n, o: jnp.where(input_valid, n, o),
+                             new_carry, carry)
   if position.top:
     loss, cotangent = jax.value_and_grad(loss_fn)(y, target)
     loss = jnp.where(input_valid, loss, 0).astype(jnp.float32)
@@ -140,4 +167,39 @@ def stage_step(stage: Any, params: chain_lib.Params, state: dict,
   input_cotangent = None if position.first else masked(mask, grads[1])
   return StageStep(output=y, input_cotangent=input_cotangent,
                    grad_sum=grad_sum, state=masked(input_valid, new_state),
-                   loss=loss, mask=mask)
+                   loss=loss, mask=mask, carry=new_carry)
+
+
+def _temporal_vjp(stage: Any, params: chain_lib.Params, state: dict,
+                  x: jax.Array, carry: Any, *, position: Position,
+                  frame: Any, train: bool, rng: jax.Array | None,
+                  window_cotangents: str):
+  """`jax.vjp` of a temporal stage at (params, x, carry).
+
+  Returns (y, vjp_fn, (new_state, new_carry)) with `vjp_fn(ct)` giving
+  (param grads,) at the first stage and (param grads, input cotangent)
+  above it, the input cotangent including the window's earlier inputs
+  under the 'sum' rule. The carry is an input: nothing flows back to the
+  steps that built it.
+  """
+  temporal.check_window_cotangents(window_cotangents)
+
+  def forward(p, a, c):
+    y, new_state, new_carry = stage_forward(
+        stage, p, state, a, position=position, frame=frame, train=train,
+        rng=rng, carry=c)
+    return y, (new_state, new_carry)
+
+  if position.first:
+    return jax.vjp(lambda p: forward(p, x, carry), params, has_aux=True)
+  if window_cotangents == 'drop' or not temporal.has_window(stage):
+    return jax.vjp(lambda p, a: forward(p, a, carry), params, x,
+                   has_aux=True)
+  y, vjp_fn, aux = jax.vjp(forward, params, x, carry, has_aux=True)
+
+  def summed_vjp(cotangent):
+    param_grads, x_grad, carry_grad = vjp_fn(cotangent)
+    earlier = temporal.carry_input_cotangent(stage, carry_grad)
+    return param_grads, x_grad + earlier.astype(x_grad.dtype)
+
+  return y, summed_vjp, aux

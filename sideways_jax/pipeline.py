@@ -13,7 +13,10 @@ each on what its neighbours sent at the previous step:
   see the same activation, so nothing is buffered;
 * stage i contributes to its gradient only when both its input and its
   cotangent come from real frames of this episode (mask m_i); with 1-indexed
-  stages that is from step 2D - i on, so n_i = K - 2D + i + 1 steps count.
+  stages that is from step 2D - i on, so n_i = K - 2D + i + 1 steps count;
+* a temporal stage (`sideways_jax.temporal`) keeps its carry here between
+  steps: stage i's inputs arrive in frame order, so its carry is the one
+  exact BP computes, and it changes only at steps whose input is real.
 
 The step is public: a clip is a `lax.scan` of it (see `sideways.py`), and a
 streaming loop (one optimizer update per step) drives it directly together
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 
 from sideways_jax import chain as chain_lib
 from sideways_jax import kernel
+from sideways_jax import temporal
 
 LossFn = kernel.LossFn
 
@@ -48,6 +52,8 @@ class PipelineState(NamedTuple):
   state_counts: jax.Array             # int32 [D]: steps with a real input
   loss_sum: jax.Array                 # f32 []: Σ ℓ_t over valid top steps
   step: jax.Array                     # int32 []: steps since the last reset
+  carries: tuple[Any, ...] = ()       # D × each stage's carry (None for a
+                                      # frame stage); zeros after a reset
 
 
 class StepOutput(NamedTuple):
@@ -76,6 +82,8 @@ def init_pipeline(stages: chain_lib.Stages,
   chain_lib.validate_chain(stages, variables)
   shapes = chain_lib.output_shapes(stages, variables, frame)
   between = [jnp.zeros(s.shape, s.dtype) for s in shapes[:-1]]
+  carries = tuple(temporal.zero_carry(stage, x) for stage, x in zip(
+      stages, [frame, *between]))
   num_stages = len(stages)
   params_and_state = [chain_lib.split_variables(v) for v in variables]
   return PipelineState(
@@ -89,11 +97,12 @@ def init_pipeline(stages: chain_lib.Stages,
       state_counts=jnp.zeros((num_stages,), jnp.int32),
       loss_sum=jnp.zeros((), jnp.float32),
       step=jnp.zeros((), jnp.int32),
+      carries=carries,
   )
 
 
 def reset_pipeline(state: PipelineState) -> PipelineState:
-  """Empties the pipeline and its accumulators (a new clip or video)."""
+  """Empties the pipeline, its accumulators and carries (a new clip/video)."""
   return _zeros_like_tree(state)
 
 
@@ -111,6 +120,7 @@ def sideways_step(stages: chain_lib.Stages,
                   *,
                   train: bool = True,
                   rng: jax.Array | None = None,
+                  window_cotangents: str = 'sum',
                   ) -> tuple[PipelineState, StepOutput]:
   """One Sideways computation step: every stage forward + backward at once.
 
@@ -126,12 +136,15 @@ def sideways_step(stages: chain_lib.Stages,
     loss_fn: `loss_fn(top_output, target) -> scalar` (mean over the batch).
     train: training mode for the stages (batchnorm statistics, dropout).
     rng: dropout key; stage i at step t uses `stage_rng(rng, t - i, i)`.
+    window_cotangents: 'sum' or 'drop': what temporal window stages do with
+      the cotangent of their earlier inputs (see `kernel.stage_step`).
 
   Returns:
     (the next pipeline state, what the top of the pipeline emitted).
   """
   num_stages = len(stages)
   t = state.step
+  carries = state.carries or (None,) * num_stages
   steps = []
   for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
     params, stage_state = chain_lib.split_variables(stage_vars)
@@ -145,7 +158,8 @@ def sideways_step(stages: chain_lib.Stages,
         None if top else state.cotangents[i], state.grad_sums[i],
         position=kernel.Position(i, num_stages), frame=t - i, train=train,
         rng=rng, loss_fn=loss_fn, target=target, input_valid=x_valid,
-        cotangent_valid=True if top else state.cotangent_valid[i]))
+        cotangent_valid=True if top else state.cotangent_valid[i],
+        carry=carries[i], window_cotangents=window_cotangents))
 
   input_valid = [jnp.array(True)] + list(state.activation_valid)
   masks = jnp.stack([s.mask for s in steps])
@@ -166,6 +180,7 @@ def sideways_step(stages: chain_lib.Stages,
           jnp.int32),
       loss_sum=state.loss_sum + top.loss,
       step=t + 1,
+      carries=tuple(s.carry for s in steps) if state.carries else (),
   )
   return next_state, top_output
 

@@ -36,6 +36,32 @@ class GradResult(NamedTuple):
   metrics: dict[str, jax.Array]
 
 
+def every_frame_result(loss: jax.Array, losses: jax.Array, outputs: Any,
+                       grads: tuple[Any, ...], states: Any,
+                       num_stages: int) -> GradResult:
+  """Exact BP's result: every stage averages over all K frames.
+
+  Args:
+    loss: the mean per-frame loss.
+    losses: [K] per-frame losses.
+    outputs: [K, B, ...] the top output of each frame.
+    grads: one params pytree per stage.
+    states: one dict per stage of mutable collections.
+    num_stages: D.
+  """
+  num_frames = losses.shape[0]
+  metrics = {
+      'valid_steps': jnp.full((num_stages,), num_frames, jnp.int32),
+      'outputs': outputs,
+      'output_valid': jnp.ones((num_frames,), bool),
+      'output_frame': jnp.arange(num_frames, dtype=jnp.int32),
+      'step_losses': losses.astype(jnp.float32),
+      'loss_is_finite': finite_metric(loss, grads),
+  }
+  return GradResult(loss=jnp.asarray(loss).astype(jnp.float32), grads=grads,
+                    state=tuple(dict(s) for s in states), metrics=metrics)
+
+
 def finite_metric(loss: jax.Array, grads: Any) -> jax.Array:
   """True when the loss and every gradient entry are finite."""
   leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]

@@ -15,6 +15,7 @@ from jax import lax
 from sideways_jax import chain as chain_lib
 from sideways_jax import pipeline
 from sideways_jax import result as result_lib
+from sideways_jax import temporal
 
 TargetAlignment = Literal['current', 'origin']
 TARGET_ALIGNMENTS = ('current', 'origin')
@@ -81,6 +82,7 @@ def sideways_grads(stages: chain_lib.Stages,
                    rng: jax.Array | None = None,
                    train: bool = True,
                    target_alignment: TargetAlignment = 'current',
+                   window_cotangents: str = 'sum',
                    unroll: int | bool = 1) -> result_lib.GradResult:
   """Sideways gradients of one clip (one episode, pipeline reset at its start).
 
@@ -93,6 +95,10 @@ def sideways_grads(stages: chain_lib.Stages,
     rng: dropout key (needed only when a stage uses dropout in training).
     train: training mode for batchnorm and dropout.
     target_alignment: 'current' or 'origin' (see `align_targets`).
+    window_cotangents: 'sum' (the smooth-input approximation) or 'drop':
+      whether a temporal window stage adds the cotangent of its earlier
+      inputs to the current input's (docs/algorithm.md, "Temporal stages");
+      frame stages and recurrent carries are not affected.
     unroll: passed to `lax.scan`.
 
   Returns:
@@ -104,11 +110,13 @@ def sideways_grads(stages: chain_lib.Stages,
   num_stages = len(stages)
   check_clip_length(num_frames, num_stages)
   step_targets = align_targets(targets, num_stages, target_alignment)
+  temporal.check_window_cotangents(window_cotangents)
 
   def body(state, frame_and_target):
     frame, target = frame_and_target
     return pipeline.sideways_step(stages, variables, state, frame, target,
-                                  loss_fn, train=train, rng=rng)
+                                  loss_fn, train=train, rng=rng,
+                                  window_cotangents=window_cotangents)
 
   state = pipeline.init_pipeline(stages, variables, clip[0])
   state, emitted = lax.scan(body, state, (clip, step_targets), unroll=unroll)

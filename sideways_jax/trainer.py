@@ -177,5 +177,5 @@ class Trainer:
   def _predict(self):
     # A closure, not a static argument: modules may hold unhashable fields.
     stages = self.stages
-    return jax.jit(lambda variables, clip: jax.vmap(
-        lambda x: chain_lib.apply_chain(stages, variables, x)[0])(clip))
+    return jax.jit(lambda variables, clip: chain_lib.apply_clip(
+        stages, variables, clip))

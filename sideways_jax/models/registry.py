@@ -35,6 +35,7 @@ import flax.linen as nn
 from sideways_jax.models import autoencoder
 from sideways_jax.models import partition
 from sideways_jax.models import simple_cnn
+from sideways_jax.models import temporal_simple_cnn
 from sideways_jax.models import vgg8
 
 KINDS = ('classifier', 'autoencoder', 'layers')
@@ -59,6 +60,9 @@ MODELS: Mapping[str, Mapping[str, Callable[..., Any]]] = {
                    'layers': simple_cnn.simple_cnn_layers},
     'vgg8': {'classifier': vgg8.vgg8, 'layers': vgg8.vgg8_layers},
     'conv_autoencoder': {'autoencoder': autoencoder.conv_autoencoder},
+    # Temporal stages (sideways_jax.temporal): conv1 a window on the pixels.
+    'temporal_simple_cnn': {
+        'classifier': temporal_simple_cnn.temporal_simple_cnn},
 }
 
 

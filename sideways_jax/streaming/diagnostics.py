@@ -40,20 +40,23 @@ def gradient_cosines(stages: chain_lib.Stages,
                      *,
                      loss_fn: pipeline.LossFn = learner_lib.mse_loss,
                      target_alignment: sideways.TargetAlignment = 'current',
+                     window_cotangents: str = 'sum',
                      unroll: int | bool = 1,
                      ) -> tuple[TrainState, jax.Array]:
   """Streams a video through Sideways training, measuring each update.
 
   Args:
-    stages, optimizer, learner, video, loss_fn, target_alignment, unroll:
-      as for `sideways_train_video` (the learner goes on training, so the
-      cosines are those of the stream as it is trained).
+    stages, optimizer, learner, video, loss_fn, target_alignment,
+      window_cotangents, unroll: as for `sideways_train_video` (the learner
+      goes on training, so the cosines are those of the stream as it is
+      trained).
 
   Returns:
     (the learner after the video, cosines f32 [T, D]): the cosine at step t
     between stage i's pseudo-gradient and the exact gradient described in
     the module docstring; NaN where the stage took no update.
   """
+  del window_cotangents  # Streaming runs frame stages only.
   variables = learner_lib.variables(learner)
   num_stages = trace_lib.check_stream(stages, variables, video)
   num_steps = video.shape[0]

@@ -67,6 +67,7 @@ def sideways_train_video(
     learner: TrainState, video: jax.Array, *,
     loss_fn: pipeline.LossFn = learner_lib.mse_loss,
     target_alignment: sideways.TargetAlignment = 'current',
+    window_cotangents: str = 'sum',
     keep_outputs: bool = False, unroll: int | bool = 1,
 ) -> tuple[TrainState, trace_lib.StreamTrace]:
   """Streams one video through Sideways training, updating after every step.
@@ -76,11 +77,14 @@ def sideways_train_video(
   (the paper's: the loss at step t compares the top output with x^t, the
   frame arriving now) or 'origin' (with x^{t-D+1}, the frame the output came
   from).
+  `window_cotangents` is the table's Sideways option; streaming refuses
+  temporal stages (`trace.check_stream`), so it changes nothing here.
 
   Returns:
     (the learner after the video, the per-step trace). The output shown at
     step t is the top output of that step (computed from frame t-D+1).
   """
+  del window_cotangents  # Frame stages only (see above).
   variables = learner_lib.variables(learner)
   num_stages = trace_lib.check_stream(stages, variables, video)
   targets = sideways.align_targets(video, num_stages, target_alignment)

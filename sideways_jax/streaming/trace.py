@@ -86,8 +86,17 @@ def check_video(video: jax.Array) -> tuple[int, int]:
 def check_stream(stages: chain_lib.Stages,
                  variables: chain_lib.ChainVariables,
                  video: jax.Array) -> int:
-  """Checks the chain and the video of a streaming run; returns D."""
+  """Checks the chain and the video of a streaming run; returns D.
+
+  Raises:
+    ValueError: a temporal stage (streaming schedules carry no state across
+      frames yet, so they would silently run it as a frame stage).
+  """
   chain_lib.validate_chain(stages, variables)
+  if chain_lib.is_temporal_chain(stages):
+    raise ValueError('streaming runs frame stages only: this chain has '
+                     'temporal stages (train them with sj.Trainer or '
+                     'experiments/main.py)')
   check_video(video)
   return len(stages)
 

@@ -33,7 +33,7 @@ jax.config.update('jax_compilation_cache_dir',
 
 CONFIG_NAMES = ('synthetic_simplecnn', 'hmdb_simplecnn', 'hmdb_vgg8',
                 'ucf101_simplecnn', 'ucf101_vgg8', 'ucf101_vgg8_dropout',
-                'stride_sweep')
+                'stride_sweep', 'synthetic_temporal')
 
 
 def load_config(name: str, arg: str | None = 'smoke'):

@@ -8,7 +8,7 @@ from conftest import CONFIG_NAMES
 from conftest import load_config
 
 # The configs that train both algorithms and print a table.
-COMPARING = ('synthetic_simplecnn', 'stride_sweep')
+COMPARING = ('synthetic_simplecnn', 'stride_sweep', 'synthetic_temporal')
 from sideways_jax.experiments import cli
 from sideways_jax.experiments import common
 from sideways_jax.experiments.classification import validate

@@ -15,13 +15,16 @@ from sideways_jax.experiments.classification import loop
 # Sideways for every config; BP too where the model differs (BP is the
 # baseline, so its path through batchnorm/dropout must run as well).
 CASES = [(name, 'sideways') for name in CONFIG_NAMES] + [
-    ('synthetic_simplecnn', 'bp'), ('ucf101_vgg8_dropout', 'bp')]
+    ('synthetic_simplecnn', 'bp'), ('ucf101_vgg8_dropout', 'bp'),
+    ('synthetic_temporal', 'bp')]
 
 
 @pytest.mark.parametrize('name, algorithm', CASES)
 def test_one_train_step(name, algorithm, dataset_roots):
   config = smoke_config(name, dataset_roots)
-  _, config = common.expand_sweep(config)[0]  # Stride 2 for the sweep.
+  # Stride 2 for the stride sweep; the temporal model for the model sweep.
+  point = -1 if name == 'synthetic_temporal' else 0
+  _, config = common.expand_sweep(config)[point]
   run = loop.prepare(config, algorithm)
   res = config.data.resolution
   with train.build_loader(config, run.train_source, train=True) as loader:

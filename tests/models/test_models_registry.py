@@ -36,7 +36,8 @@ def _user_module(tmp_path, monkeypatch):
 
 
 def test_one_table_serves_every_kind():
-  assert models.model_names('classifier') == ('simple_cnn', 'vgg8')
+  assert models.model_names('classifier') == (
+      'simple_cnn', 'vgg8', 'temporal_simple_cnn')
   assert models.model_names('autoencoder') == ('conv_autoencoder',)
   assert models.model_names('layers') == ('simple_cnn', 'vgg8')
   assert models.get_model_builder('vgg8') is models.vgg8
@@ -73,7 +74,7 @@ def test_a_user_model_by_import_path(user_module):
 @pytest.mark.parametrize('name, kind, kwargs, message', [
     ('vgg9', 'classifier', {}, "did you mean 'vgg8'"),
     ('simple_cn', 'layers', {}, "did you mean 'simple_cnn'"),
-    ('resnet18', 'classifier', {}, 'choose one of simple_cnn, vgg8'),
+    ('resnet18', 'classifier', {}, 'choose one of simple_cnn, vgg8, temporal_simple_cnn'),
     ('conv_autoencoder', 'classifier', {}, 'has no classifier builder'),
     ('vgg8', 'classifier', {'widht': 0.5}, "unexpected keyword .*'widht'"),
     ('{m}:buidl', 'classifier', {}, 'did you mean {m}:build'),

@@ -117,8 +117,7 @@ def forward_frames(stages: chain_lib.Stages,
                    variables: chain_lib.ChainVariables,
                    clip: jax.Array) -> jax.Array:
   """Eval-mode outputs of every frame: clip [K, B, ...] -> [K, B, ...]."""
-  return jax.vmap(
-      lambda frame: chain_lib.apply_chain(stages, variables, frame)[0])(clip)
+  return chain_lib.apply_clip(stages, variables, clip)
 
 
 def make_eval_step(stages: chain_lib.Stages, *, input_mean: float,
