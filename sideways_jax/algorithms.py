@@ -125,7 +125,7 @@ _TABLE = (
             help="'current' (the paper's: the target of the frame arriving "
             "now) or 'origin' (of the frame the top output came from)"),
                  'window_cotangents': Option(
-                     'sum', temporal.WINDOW_COTANGENTS, placements=(DEVICE,),
+                     'sum', temporal.WINDOW_COTANGENTS,
                      help="temporal window stages: 'sum' adds the cotangent "
                      "of the earlier inputs a window holds to the current "
                      "input's (the smooth-input approximation; exact on "

@@ -42,7 +42,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 # Sideways' rule for the cotangents of a window's earlier inputs.
 WINDOW_COTANGENTS = ('sum', 'drop')
@@ -148,8 +147,9 @@ def window_push(window: Window,
   identical frames gives every frame the same window.
   """
   frames = tuple(f.astype(x.dtype) for f in window.frames)
-  earlier = lax.cond(window.started, lambda: frames,
-                     lambda: (x,) * len(frames))
+  # A select, not lax.cond: under shard_map the carry and x may vary over
+  # different mesh axes, which cond's branches must not.
+  earlier = tuple(jnp.where(window.started, f, x) for f in frames)
   full = (*earlier, x)
   return full, Window(frames=full[1:], started=jnp.ones((), jnp.bool_))
 

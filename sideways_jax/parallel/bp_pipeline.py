@@ -200,6 +200,16 @@ class PipelineProgram(staged.StagedProgram):
     super().__init__(setup)
 
   def build_local(self, setup: local_lib.LocalSetup) -> local_lib.LocalFn:
+    if setup.layout.temporal:
+      # Exact BP through time needs frame t's backward to wait for every
+      # later frame's; these schedules treat frames as independent
+      # micro-batches (1F1B even runs early backwards before later
+      # forwards), so they cannot be exact with carries.
+      raise ValueError(
+          'bp_gpipe and bp_1f1b treat the frames of a clip as independent '
+          'micro-batches, but this chain has temporal stages (carries '
+          "across frames): use 'bp' (model-parallel BP through time) or "
+          "'sideways' on the mesh")
     return pipeline_local(setup, self.schedule, unroll=self._unroll)
 
 

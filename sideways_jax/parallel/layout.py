@@ -5,7 +5,9 @@ Device i of the 'stage' axis holds stage i's share of every buffer:
 * mutable state (batchnorm statistics), small, in one padded flat row of a
   [D, state_size] array;
 * activations and cotangents sent between stages as [b, act_size] rows,
-  padded to the largest inter-stage activation.
+  padded to the largest inter-stage activation;
+* a temporal stage's carry (`sideways_jax.temporal`) in one padded flat
+  row of [carry_size], which never leaves the stage's device.
 All are sharded over 'stage', so a device never holds another stage's
 parameters, state or optimizer state.
 """
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sideways_jax import chain as chain_lib
+from sideways_jax import temporal
 from sideways_jax.parallel import slots as slots_lib
 from sideways_jax.parallel.flat import flat_spec
 from sideways_jax.parallel.flat import flatten
@@ -48,8 +51,12 @@ class ChainLayout:
       {'batch_stats': ...}); an empty dict for stateless stages.
     frame: one frame for one device, [b, ...].
     outputs: per stage, its output for `frame`'s batch, [b, ...].
+    carries: per stage, the FlatSpec of its carry for `frame`'s batch
+      (None for a frame stage).
     param_slots: where each stage's parameter leaves live (`slots.py`).
     state_size: padded row length of the state buffer.
+    carry_size: padded length of a carry row (stored as float32: a carry
+      may hold bool flags; float32 holds them and bf16 values exactly).
     act_size: padded per-example length of an inter-stage activation.
     param_dtype, state_dtype, act_dtype: the buffers' element types.
   """
@@ -57,8 +64,10 @@ class ChainLayout:
   state: tuple[FlatSpec, ...]
   frame: jax.ShapeDtypeStruct
   outputs: tuple[jax.ShapeDtypeStruct, ...]
+  carries: tuple[FlatSpec | None, ...]
   param_slots: slots_lib.SlotPlan
   state_size: int
+  carry_size: int
   act_size: int
   param_dtype: Any
   state_dtype: Any
@@ -67,6 +76,11 @@ class ChainLayout:
   @property
   def num_stages(self) -> int:
     return len(self.params)
+
+  @property
+  def temporal(self) -> bool:
+    """Whether a stage carries state across frames."""
+    return any(c is not None for c in self.carries)
 
   @property
   def out_size(self) -> int:
@@ -96,11 +110,14 @@ def chain_layout(stages: chain_lib.Stages,
   param_dtype = _common_dtype([d for s in params for d in s.dtypes],
                               'parameter')
   state_dtype = _common_dtype([d for s in state for d in s.dtypes], 'state')
-  outputs, x = [], frame
+  outputs, carries, x = [], [], frame
   for stage, (p, s) in zip(stages, split):
+    carry = jax.eval_shape(
+        lambda a, stage=stage: temporal.zero_carry(stage, a), x)
+    carries.append(None if carry is None else flat_spec(carry))
     x = jax.eval_shape(
-        lambda p, s, a, stage=stage: chain_lib.apply_stage(
-            stage, p, s, a, train=False, rng=None)[0], p, s, x)
+        lambda p, s, a, c, stage=stage: chain_lib.apply_any_stage(
+            stage, p, s, a, c, train=False, rng=None)[0], p, s, x, carry)
     if not isinstance(x, jax.ShapeDtypeStruct):
       raise ValueError('every stage must return a single array [B, ...]; '
                        f'got {jax.tree.structure(x)}')
@@ -108,8 +125,9 @@ def chain_layout(stages: chain_lib.Stages,
   between = outputs[:-1]
   return ChainLayout(
       params=params, state=state, frame=frame, outputs=tuple(outputs),
-      param_slots=slots_lib.plan_slots(params),
+      carries=tuple(carries), param_slots=slots_lib.plan_slots(params),
       state_size=max(1, max(s.size for s in state)),
+      carry_size=max([1] + [c.size for c in carries if c is not None]),
       act_size=max([1] + [math.prod(o.shape[1:]) for o in between]),
       param_dtype=param_dtype, state_dtype=state_dtype,
       act_dtype=_common_dtype([o.dtype for o in between] or [frame.dtype],

@@ -49,6 +49,7 @@ class Rows(NamedTuple):
   act: jax.Array    # [b, act_size]
   state: jax.Array  # [state_size]
   out: jax.Array    # [b, out_size]
+  carry: jax.Array  # [carry_size]: a carry at the clip's start (zeros)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,8 @@ class LocalSetup:
     return Rows(act=jnp.zeros((batch, layout.act_size), layout.act_dtype),
                 state=jnp.zeros((layout.state_size,), layout.state_dtype),
                 out=jnp.zeros((batch, layout.out_size),
-                              layout.outputs[-1].dtype))
+                              layout.outputs[-1].dtype),
+                carry=jnp.zeros((layout.carry_size,), jnp.float32))
 
   def act_row(self, x: jax.Array) -> jax.Array:
     """An activation or cotangent [b, ...] as a padded [b, act_size] row."""
@@ -110,6 +112,18 @@ class LocalSetup:
     layout = self.layout
     return flat_lib.flatten(layout.state[i], dict(state), layout.state_size,
                             layout.state_dtype)
+
+  def stage_carry(self, i: int, row: jax.Array) -> Any:
+    """Stage i's carry pytree from its carry row (None: a frame stage)."""
+    spec = self.layout.carries[i]
+    return None if spec is None else flat_lib.unflatten(spec, row)
+
+  def carry_row(self, i: int, carry: Any) -> jax.Array:
+    """Stage i's carry as a [carry_size] row (zeros for a frame stage)."""
+    layout, spec = self.layout, self.layout.carries[i]
+    if spec is None:
+      return jnp.zeros((layout.carry_size,), jnp.float32)
+    return flat_lib.flatten(spec, carry, layout.carry_size, jnp.float32)
 
   def out_row(self, y: jax.Array) -> jax.Array:
     """The top stage's output [b, ...] as a [b, out_size] row."""
@@ -122,18 +136,29 @@ class LocalSetup:
     return rows.reshape((rows.shape[0],) + out.shape)
 
   def forward(self, i: int, params: Any, state: dict, x: jax.Array, *,
-              frame: Any, rng: jax.Array | None) -> tuple[jax.Array, dict]:
-    """`kernel.stage_forward` of stage i (params and state as pytrees)."""
-    return kernel.stage_forward(self.stages[i], params, state, x,
-                                position=self.position(i), frame=frame,
-                                train=self.train, rng=rng)
+              frame: Any, rng: jax.Array | None,
+              carry_row: jax.Array | None = None) -> tuple:
+    """`kernel.stage_forward` of stage i (params and state as pytrees).
+
+    Returns (output, state), and the next carry row as a third element when
+    `carry_row` is given.
+    """
+    carry = None if carry_row is None else self.stage_carry(i, carry_row)
+    out = kernel.stage_forward(self.stages[i], params, state, x,
+                               position=self.position(i), frame=frame,
+                               train=self.train, rng=rng, carry=carry)
+    if carry_row is None:
+      return out
+    return (*out[:2], self.carry_row(i, out[2] if carry is not None
+                                     else None))
 
   def step(self, i: int, params: slots_lib.Slots, state: jax.Array,
            x_row: jax.Array, frame: jax.Array, cotangent_row: jax.Array,
            grad_sum: slots_lib.Slots, *, frame_index: jax.Array,
            rng: jax.Array | None, target: Any = None,
-           input_valid: Any = True,
-           cotangent_valid: Any = True) -> kernel.StageStep:
+           input_valid: Any = True, cotangent_valid: Any = True,
+           carry_row: jax.Array | None = None,
+           window_cotangents: str = 'sum') -> kernel.StageStep:
     """`kernel.stage_step` of stage i on rows; sums into the param slots.
 
     Args:
@@ -145,19 +170,26 @@ class LocalSetup:
         top, whose cotangent is the loss gradient).
       grad_sum: the gradient sum, in slots.
       frame_index: the clip frame the input came from (keys dropout).
-      rng, target, input_valid, cotangent_valid: as in `kernel.stage_step`.
+      rng, target, input_valid, cotangent_valid, window_cotangents: as in
+        `kernel.stage_step`.
+      carry_row: this device's carry row (a temporal stage's carry); the
+        StageStep's `carry` is then the next carry row.
     """
     top = i == self.num_stages - 1
     cotangent = None if top else flat_lib.unflatten_batch(
         cotangent_row, self.layout.outputs[i])
-    return kernel.stage_step(
+    carry = None if carry_row is None else self.stage_carry(i, carry_row)
+    step = kernel.stage_step(
         self.stages[i], self.stage_params(i, params),
         self.stage_state(i, state),
         self.stage_input(i, x_row, frame), cotangent, grad_sum,
         position=self.position(i), frame=frame_index, train=self.train,
         rng=rng, loss_fn=self.loss_fn, target=target,
         input_valid=input_valid, cotangent_valid=cotangent_valid,
-        add=self.add(i))
+        add=self.add(i), carry=carry, window_cotangents=window_cotangents)
+    if carry_row is None:
+      return step
+    return step._replace(carry=self.carry_row(i, step.carry))
 
 
 def mean_over(sums: Any, count: jax.Array) -> Any:

@@ -7,7 +7,8 @@ sent at the previous step, with the cotangent its upper neighbour sent at
 the previous step (the top stage gets it from the loss). Then activations
 move up and input-cotangents move down (`mesh.exchange`). This is the
 schedule of `sideways_jax.pipeline.sideways_step`, spread over devices, and
-gives the same numbers.
+gives the same numbers. A temporal stage's carry stays on its device, in a
+row of the scan's carry, and starts at zeros with every clip.
 
 Validity masks need no communication: with 0-indexed stage i and step t
 since the reset, stage i forwards frame t - i and backpropagates the
@@ -42,6 +43,7 @@ class _Carry(NamedTuple):
   state_count: jax.Array  # int32 []
   loss_sum: jax.Array   # f32 []
   t: jax.Array          # int32 []: steps since the reset
+  carry: jax.Array      # [C]: this stage's temporal carry (zeros if none)
 
 
 class _Sent(NamedTuple):
@@ -54,12 +56,13 @@ class _Sent(NamedTuple):
   mask: jax.Array       # bool []: the gradient counted
   x_valid: jax.Array    # bool []: the input was real
   emit: jax.Array       # [b, O]: the top's output (zeros below)
+  carry: jax.Array      # [C]: the stage's next carry row
 
 
 def _stage_branch(i: int, setup: local_lib.LocalSetup,
-                  params: slots_lib.Slots, state: jax.Array, carry: _Carry,
-                  frame: jax.Array, target: Any,
-                  rng: jax.Array | None) -> _Sent:
+                  window_cotangents: str, params: slots_lib.Slots,
+                  state: jax.Array, carry: _Carry, frame: jax.Array,
+                  target: Any, rng: jax.Array | None) -> _Sent:
   """Stage i's step (`kernel.stage_step`), packed into rows."""
   top, zeros = i == setup.num_stages - 1, setup.zeros(frame.shape[0])
   forward_frame, backward_frame = schedule_lib.sideways_frames(
@@ -68,13 +71,16 @@ def _stage_branch(i: int, setup: local_lib.LocalSetup,
   step = setup.step(i, params, state, carry.act, frame, carry.cot,
                     carry.grad_sum, frame_index=forward_frame, rng=rng,
                     target=target, input_valid=x_valid,
-                    cotangent_valid=backward_frame >= 0)
+                    cotangent_valid=backward_frame >= 0,
+                    carry_row=carry.carry,
+                    window_cotangents=window_cotangents)
   return mesh_lib.vary(_Sent(
       up=zeros.act if top else setup.act_row(step.output),
       down=zeros.act if i == 0 else setup.act_row(step.input_cotangent),
       grad_sum=step.grad_sum, state=setup.state_row(i, step.state),
       loss=step.loss, mask=step.mask, x_valid=x_valid,
-      emit=setup.out_row(step.output) if top else zeros.out))
+      emit=setup.out_row(step.output) if top else zeros.out,
+      carry=step.carry))
 
 
 def _result(setup: local_lib.LocalSetup, carry: _Carry, state: jax.Array,
@@ -97,12 +103,14 @@ def _result(setup: local_lib.LocalSetup, carry: _Carry, state: jax.Array,
 
 def sideways_local(setup: local_lib.LocalSetup, *,
                    target_alignment: sideways_lib.TargetAlignment,
+                   window_cotangents: str,
                    unroll: int | bool) -> local_lib.LocalFn:
   """Builds the per-device Sideways program for one clip (one episode).
 
   Args:
     setup: the chain, its buffer layout, the loss and the training mode.
     target_alignment: 'current' or 'origin' (`sideways.align_targets`).
+    window_cotangents: 'sum' or 'drop' (`kernel.stage_step`).
     unroll: passed to the `lax.scan` over frames.
 
   Returns:
@@ -110,7 +118,7 @@ def sideways_local(setup: local_lib.LocalSetup, *,
     called inside `shard_map` with this device's rows and data shard.
   """
   num_stages = setup.num_stages
-  branches = [functools.partial(_stage_branch, i, setup)
+  branches = [functools.partial(_stage_branch, i, setup, window_cotangents)
               for i in range(num_stages)]
 
   def local_fn(params, state, clip, targets, rng):
@@ -123,7 +131,7 @@ def sideways_local(setup: local_lib.LocalSetup, *,
         act=zeros.act, cot=zeros.act, grad_sum=jax.tree.map(jnp.zeros_like,
                                                             params),
         valid=count, state_sum=jnp.zeros_like(state), state_count=count,
-        loss_sum=jnp.zeros((), jnp.float32), t=count))
+        loss_sum=jnp.zeros((), jnp.float32), t=count, carry=zeros.carry))
 
     def step(carry, frame_and_target):
       frame, target = frame_and_target
@@ -135,7 +143,8 @@ def sideways_local(setup: local_lib.LocalSetup, *,
           valid=carry.valid + sent.mask.astype(jnp.int32),
           state_sum=carry.state_sum + sent.state,
           state_count=carry.state_count + sent.x_valid.astype(jnp.int32),
-          loss_sum=carry.loss_sum + sent.loss, t=carry.t + 1), sent.emit
+          loss_sum=carry.loss_sum + sent.loss, t=carry.t + 1,
+          carry=sent.carry), sent.emit
 
     carry, outputs = lax.scan(step, carry, (clip, targets), unroll=unroll)
     return _result(setup, carry, state, outputs)
@@ -146,12 +155,14 @@ def sideways_local(setup: local_lib.LocalSetup, *,
 class SidewaysProgram(staged.StagedProgram):
   """Sideways on a mesh: every stage busy at every step (`sideways_local`).
 
-  Options: `target_alignment` and `unroll` (see `sideways_jax.algorithms`).
+  Options: `target_alignment`, `window_cotangents` and `unroll` (see
+  `sideways_jax.algorithms`).
   """
 
   def __init__(self, setup: program_lib.MeshSetup, *, target_alignment: str,
-               unroll: int | bool):
-    self._options = dict(target_alignment=target_alignment, unroll=unroll)
+               window_cotangents: str, unroll: int | bool):
+    self._options = dict(target_alignment=target_alignment,
+                         window_cotangents=window_cotangents, unroll=unroll)
     super().__init__(setup)
 
   def build_local(self, setup: local_lib.LocalSetup) -> local_lib.LocalFn:

@@ -23,6 +23,7 @@ from sideways_jax import models
 from sideways_jax import parallel
 from sideways_jax.parallel import layout as layout_lib
 from sideways_jax.parallel import staged
+from sideways_jax.models.temporal_blocks import ConvGRU
 
 NUM_CLASSES = 5
 # Batchnorm over fewer values is so ill-conditioned that fp32 rounding alone
@@ -51,7 +52,20 @@ def build(model: str, num_stages: int, dropout: float = 0.0,
     return models.vgg8(NUM_CLASSES, num_stages=num_stages, width=1 / 32,
                        dropout_rate=dropout, frame_shape=frame_shape,
                        impl=impl)
+  if model in TEMPORAL:
+    # Six stages: a pixel window, a feature window at conv3 (Sideways sums
+    # its window cotangents) and, for 'temporal_gru', a recurrent conv4.
+    stages = models.build_model('temporal_simple_cnn', 'classifier',
+                                NUM_CLASSES, num_stages=num_stages,
+                                channels=(4, 6, 6, 8, 8), impl=impl)
+    if model == 'temporal_gru':
+      stages = (*stages[:3], ConvGRU(8, stride=2, impl=impl), *stages[4:])
+    return stages
   raise ValueError(model)
+
+
+# Chains with temporal stages; exact BP through them runs frame by frame.
+TEMPORAL = ('temporal', 'temporal_gru')
 
 
 def init_variables(stages, seed: int = 0):
@@ -101,7 +115,7 @@ def _mean(trees):
 
 
 def _reference_grads(algorithm: str, stages, shards: int,
-                     alignment: str = 'current'):
+                     alignment: str = 'current', model: str = ''):
   """Single-device gradients, averaged over `shards` batch shards.
 
   Returns `grads(variables, clip, targets, rng) -> (grads, state, loss,
@@ -112,7 +126,8 @@ def _reference_grads(algorithm: str, stages, shards: int,
   compile).
   """
   if algorithms.get(algorithm).exact:
-    fn = sj.bp_grads
+    fn = functools.partial(sj.bp_grads, mode='scanned'
+                           if model in TEMPORAL else 'batched')
   else:
     fn = functools.partial(sj.sideways_grads, target_alignment=alignment)
   one = jax.jit(lambda variables, clip, targets, rng: fn(
@@ -174,8 +189,9 @@ class _Reference:
   """The single-device engine and the same optax update, clip by clip."""
 
   def __init__(self, algorithm: str, stages, variables, shards: int,
-               alignment: str):
-    self._grads = _reference_grads(algorithm, stages, shards, alignment)
+               alignment: str, model: str):
+    self._grads = _reference_grads(algorithm, stages, shards, alignment,
+                                   model)
     optimizer = _optimizer()
 
     @jax.jit
@@ -242,7 +258,7 @@ def train_equivalence(algorithm: str, model: str, num_data: int,
   # Without them, the full batch must give the same numbers.
   per_shard = model == 'vgg8' or dropout > 0
   reference = _Reference(algorithm, stages, variables,
-                         shards if per_shard else 1, alignment)
+                         shards if per_shard else 1, alignment, model)
   for step, (clip, targets) in enumerate(clips):
     placed = program.place(clip, targets)
     if step == 0 and check_grads:
@@ -260,7 +276,8 @@ def train_equivalence(algorithm: str, model: str, num_data: int,
       out['grad_scale'] = max_abs(grads)
       out['state'] = close_ratio(got.state, new_state)
       if versus_bp:
-        bp = _reference_grads('bp', stages, 1)(variables, clip, targets, key)
+        bp = _reference_grads('bp', stages, 1, model=model)(
+            variables, clip, targets, key)
         out['sideways_vs_bp'] = close_ratio(got.grads, bp[0])
     out['loss'] = max(out['loss'], close_ratio(np.asarray(metrics['loss']),
                                                loss))
@@ -337,6 +354,11 @@ def setup_error(kind: str) -> str:
           'option_value': ('sideways', {'target_alignment': 'future'}),
           'old_name': ('bp_model', {})}[kind]
       build_program(algorithm, parallel.make_mesh(1, 2), clip, options)
+    elif kind == 'temporal_pipeline':
+      temporal = build('temporal', 6)
+      parallel.mesh_program('bp_1f1b', temporal, init_variables(temporal),
+                            parallel.make_mesh(1, 6), xent, _optimizer(),
+                            batch(11, 4, 0)[0])
     elif kind == 'wrong_batch_at_call':
       program = build_program('bp', parallel.make_mesh(2, 2), clip)
       state = program.init(variables, jax.random.PRNGKey(0))

@@ -24,6 +24,10 @@ CASES = [
     ('bp_gpipe', 'vgg8', 2, 2, 0.5, False, 'xla'),         # 4: data axis
     ('bp_1f1b', 'simple_cnn', 2, 2, 0.0, True, 'xla'),     # 4: data axis
     ('bp_1f1b', 'vgg8', 1, 8, 0.5, True, 'xla'),           # 8: BN, dropout
+    # Temporal stages: carries stay on their devices (6 stages each).
+    ('sideways', 'temporal', 1, 6, 0.0, True, 'xla'),      # window sums
+    ('sideways', 'temporal_gru', 1, 6, 0.0, True, 'xla'),  # recurrent carry
+    ('bp', 'temporal_gru', 1, 6, 0.0, True, 'xla'),        # BP through time
 ]
 
 

@@ -17,6 +17,8 @@ import pytest
     ('option_value', r"target_alignment must be one of .*got 'future'"),
     # 'bp' on a mesh is model-parallel BP; the old word is not silently kept.
     ('old_name', r"unknown algorithm 'bp_model'"),
+    ('temporal_pipeline', r"bp_gpipe and bp_1f1b treat the frames of a clip "
+     r"as independent micro-batches.*use 'bp'"),
 ])
 def test_bad_setup_raises_clear_error(case_worker, kind, message):
   error = case_worker.run('setup_error', kind=kind)
