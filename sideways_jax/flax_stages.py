@@ -25,8 +25,9 @@ network's weights over to the stages unchanged. A layer is
 * `Function(fn)`: a parameter-free `fn(x) -> y` (activations, pooling).
 
 **BatchNorm with `axis_name`.** A module written for `pmap` averages its
-batch statistics over a named axis. `batch_axis_name` binds that axis to a
-single member around each stage call, so the statistics are taken over the
+batch statistics over a named axis. With `batch_axis_name` set, every
+`nn.BatchNorm` naming that axis runs as if the axis had a single member
+(its cross-replica mean is skipped), so the statistics are taken over the
 B clips of a frame that the stage holds: the whole batch on one device, a
 data shard on a mesh (`mesh.data` > 1), whose running statistics the mesh
 averages over shards after each clip, as it does for any batchnorm.
@@ -41,6 +42,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -71,10 +73,8 @@ class AdaptedStage:
   def _bound(self, fn: Callable[[jax.Array], Any], x: jax.Array) -> Any:
     if self.batch_axis_name is None:
       return fn(x)
-    # A one-member axis: the module's cross-replica mean is the identity.
-    out = jax.vmap(fn, axis_name=self.batch_axis_name)(
-        jax.tree.map(lambda a: a[None], x))
-    return jax.tree.map(lambda a: a[0], out)
+    with nn.intercept_methods(_one_member_axis(self.batch_axis_name)):
+      return fn(x)
 
   def init(self, rngs: Any, x: jax.Array, *args: Any, **kwargs: Any) -> Any:
     return self._bound(lambda a: self.stage.init(rngs, a, *args, **kwargs), x)
@@ -83,6 +83,28 @@ class AdaptedStage:
             **kwargs: Any) -> Any:
     return self._bound(
         lambda a: self.stage.apply(variables, a, *args, **kwargs), x)
+
+
+def _one_member_axis(axis_name: str) -> Callable[..., Any]:
+  """Runs BatchNorms that average over `axis_name` as if it had one member.
+
+  Their cross-replica mean is then the identity, so the axis is dropped for
+  the call. (Binding it with a one-member `vmap` instead fails inside the
+  mesh's `shard_map`, whose collectives accept only mesh axes.) The module
+  is the per-call copy Flax binds, so the change never outlives the call.
+  """
+  def interceptor(next_fun, args, kwargs, context):
+    module = context.module
+    if (context.method_name != '__call__'
+        or not isinstance(module, nn.BatchNorm)
+        or module.axis_name != axis_name):
+      return next_fun(*args, **kwargs)
+    object.__setattr__(module, 'axis_name', None)
+    try:
+      return next_fun(*args, **kwargs)
+    finally:
+      object.__setattr__(module, 'axis_name', axis_name)
+  return interceptor
 
 
 def from_layers(layers: Sequence[tuple[str, Any]], *,

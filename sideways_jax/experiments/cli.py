@@ -7,6 +7,9 @@ experiment:
   python experiments/main.py --config=configs/<name>.py[:smoke] \
       [--config.<key>=<value> ...] [--workdir=DIR] [--verbose]
 
+`--mode=eval` / `--mode=export` read a classification workdir's trained
+runs instead of training (see `artifacts.py`).
+
 A user's mistake (a missing or non-experiment config file, an unknown
 `:arg` word, a misspelt key, a value that cannot work, a missing dataset or
 only unreadable videos, a workdir that is a file or not writable, another
@@ -135,6 +138,12 @@ def suggest_key(config: Any, key: str) -> str | None:
   return by_leaf[close[0]] if close else None
 
 
+def override_keys(argv: Sequence[str]) -> list[str]:
+  """The dotted keys of the `--config.<key>=...` arguments, in order."""
+  return [arg[len(CONFIG_PREFIX):].split('=', 1)[0] for arg in argv
+          if arg.startswith(CONFIG_PREFIX)]
+
+
 def check_overrides(config: Any, argv: Sequence[str]) -> None:
   """Raises UsageError for a `--config.<key>=...` naming no config key."""
   keys = set(dotted_keys(config))
@@ -226,7 +235,8 @@ def _one_line(error: BaseException) -> tuple[str, int] | None:
 
 def run(config: Any, *, config_file: str, workdir: str | None,
         verbose: bool = False, expect_runner: str | None = None,
-        resume: str = 'auto') -> Any:
+        resume: str = 'auto', mode: str = 'train', split: str | None = None,
+        out: str | None = None, overrides: Sequence[str] = ()) -> Any:
   """Runs `config` with the runner it names; user errors exit cleanly.
 
   Args:
@@ -239,9 +249,15 @@ def run(config: Any, *, config_file: str, workdir: str | None,
       runs only one kind).
     resume: `--resume`: 'auto', 'fork' or 'restart' (classification runs;
       see `sideways_jax/experiments/resume.py`).
+    mode: `--mode`: 'train', or (classification runs) 'eval' / 'export' of
+      the workdir's trained runs (see `sideways_jax/experiments/artifacts.py`).
+    split: `--split`, the split `--mode=eval` evaluates.
+    out: `--out`, the file `--mode=eval` or `--mode=export` writes.
+    overrides: the `--config.<key>` keys given (eval and export apply only
+      the few that leave the trained run as it is).
 
   Returns:
-    What the runner's `run` returns.
+    What the runner's `run` returns (or `artifacts.run_mode`'s).
 
   Raises:
     SystemExit: a user error (exit 2) or a failed run (exit 1), after
@@ -255,6 +271,13 @@ def run(config: Any, *, config_file: str, workdir: str | None,
   if resume != 'auto' and config.runner not in RESUMABLE:
     fail(f'--resume={resume} applies to {RESUMABLE} runs only', 2)
   folder = workdir_lib.as_path(workdir or common.default_workdir(config_file))
+  if mode != 'train':
+    return _run_mode(config, folder, verbose=verbose, resume=resume,
+                     mode=mode, split=split, out=out, overrides=overrides)
+  for name, value, modes in (('split', split, '--mode=eval'),
+                             ('out', out, '--mode=eval or --mode=export')):
+    if value is not None:
+      fail(f'--{name} applies to {modes} only', 2)
   existed = folder.exists()
   try:
     workdir_lib.prepare_folder(folder)
@@ -271,4 +294,24 @@ def run(config: Any, *, config_file: str, workdir: str | None,
       # A failed start leaves no half-made folder (a run's lock and empty
       # folders go; anything a run wrote stays).
       workdir_lib.remove_empty_dirs(folder)
+    fail(*handled)
+
+
+def _run_mode(config: Any, folder: Any, *, verbose: bool, resume: str,
+              mode: str, split: str | None, out: str | None,
+              overrides: Sequence[str]) -> Any:
+  """--mode=eval or export: reads the workdir's runs, writes only --out."""
+  from sideways_jax.experiments import artifacts  # pylint: disable=g-import-not-at-top
+  if config.runner not in RESUMABLE:
+    fail(f'--mode={mode} applies to {RESUMABLE} runs only', 2)
+  if resume != 'auto':
+    fail('--resume applies to --mode=train only', 2)
+  try:
+    return artifacts.run_mode(
+        mode, folder, split=split, out=out,
+        overrides=artifacts.overrides_from(config, overrides))
+  except BaseException as e:  # pylint: disable=broad-except
+    handled = _one_line(e)
+    if handled is None or verbose:
+      raise
     fail(*handled)

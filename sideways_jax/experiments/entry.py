@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sideways_jax.experiments import cli
+from sideways_jax.experiments import hosts
 from sideways_jax.experiments import resume
 
 
@@ -62,15 +63,32 @@ def main(expect_runner: str | None = None) -> None:
         "leave the numbers unchanged; 'fork' continues from its newest "
         "checkpoint with this config; 'restart' moves it aside and starts "
         'over.')
+    from sideways_jax.experiments import artifacts  # pylint: disable=g-import-not-at-top
+    flags.DEFINE_enum(
+        'mode', 'train', ('train',) + artifacts.RUN_MODES,
+        "'train' trains (or resumes) the config; 'eval' evaluates the "
+        "workdir's trained runs at their newest verified checkpoint and "
+        "prints one table; 'export' writes one run's variables to --out "
+        '(neither writes into the workdir).')
+    flags.DEFINE_string('split', None, "--mode=eval: the split to evaluate "
+                        "(default: each run's data.eval_split).")
+    flags.DEFINE_string('out', None, '--mode=eval: also write the table as '
+                        'JSON here; --mode=export: the variables file.')
 
   def body(flag_values):
+    if hosts.needs_supervisor(flag_values.config):
+      # A multi-host process runs as a child, so that a lost peer (a native
+      # abort in JAX's coordination client) ends in one line.
+      raise SystemExit(hosts.supervise(sys.argv))
     cli.run(flag_values.config,
             config_file=config_flags.get_config_filename(
                 flag_values['config']),
             workdir=flag_values.workdir,
             # The env var too: a run's own errors honour it like flag errors.
             verbose=flag_values.verbose or cli.verbose_requested(sys.argv),
-            expect_runner=expect_runner, resume=flag_values.resume)
+            expect_runner=expect_runner, resume=flag_values.resume,
+            mode=flag_values.mode, split=flag_values.split,
+            out=flag_values.out, overrides=cli.override_keys(sys.argv))
 
   _absl_app(define, body, needs_config=True)
 

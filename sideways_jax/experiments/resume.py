@@ -16,8 +16,10 @@ Three rules say what reading alone cannot:
 * `MAY_GROW` keys may grow: a longer `num_train_steps` trains longer (the
   learning-rate schedule then spans the new length from the resumed step).
 * `PLACEMENT` keys move the same state to other devices (a mesh run resumed
-  on one device, or back): accepted when the saved state has the same tree
-  as the new one.
+  on one device, or back): accepted when the stages are the same; the saved
+  state is then laid out for the new placement (parameters, batchnorm and
+  optimizer state, see `classification/state.py`), or refused in one line
+  that says why it cannot be.
 
 Everything else that changed is refused in one line that names each key
 and the ways out: another workdir, `--resume=fork` (continue from the
@@ -113,7 +115,7 @@ class Changes:
   Attributes:
     safe: keys that never change the numbers, or may grow and grew.
     placement: keys that move the state to other devices; fine when the
-      saved state has the new state's tree.
+      saved state can be laid out as the new one.
     refused: keys that change the numbers.
   """
   safe: dict[str, tuple[Any, Any]]

@@ -20,9 +20,7 @@ the tables the programs run). `repeats=0` only compiles and sizes.
 
 from __future__ import annotations
 
-import json
 import os
-import pathlib
 from typing import Any
 
 import jax
@@ -36,6 +34,7 @@ from sideways_jax import algorithms
 from sideways_jax import models
 from sideways_jax.experiments import common
 from sideways_jax.experiments import schedule_plot
+from sideways_jax.experiments import workdir as workdir_lib
 from sideways_jax.parallel import distributed
 from sideways_jax.parallel import mesh as mesh_lib
 from sideways_jax.parallel import program as program_lib
@@ -388,8 +387,11 @@ def schedules(num_stages: int) -> list[tuple[str, schedule_lib.Schedule]]:
   return out
 
 
-def run(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
+def run(config: Any, workdir: workdir_lib.PathLike) -> dict[str, Any]:
   """Joins the processes, measures, writes results.json and schedule.png.
+
+  `workdir` may be a local folder or a bucket URL; results.json is written
+  whole and strict (`workdir.py`).
 
   Raises:
     common.ConfigError: the config cannot work (before anything compiles).
@@ -409,10 +411,8 @@ def run(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
         'one of them died or lost its network connection; see their logs. '
         f'Original error: {e}') from e
   if jax.process_index() == 0:
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / 'results.json', 'w') as f:
-      json.dump(results, f, indent=1)
+    workdir = workdir_lib.prepare_folder(workdir)
+    workdir_lib.write_json(workdir / 'results.json', results)
     common.save_figure(schedule_plot.draw(
         common.pyplot(), schedules(config.model.num_stages)),
                        workdir / 'schedule.png')

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from sideways_jax import layers
+from sideways_jax import temporal
 
 _CONV_TYPES = (layers.Conv, nn.Conv)
 _TRANSPOSE_TYPES = (layers.ConvTranspose, nn.ConvTranspose)
@@ -132,9 +133,16 @@ def _trace(module: nn.Module, x: jax.ShapeDtypeStruct,
     return out
 
   key = jax.random.key(0)
+  # A temporal stage runs on (frame, clip-start carry) and returns
+  # (output, carry); its defining module is the one to initialise.
+  owner = temporal.interface(module) or module
+
   def init(a):
-    return module.init_with_output({'params': key, 'dropout': key}, a,
-                                   train=False)
+    carry = temporal.zero_carry(module, a)
+    out, variables = owner.init_with_output(
+        {'params': key, 'dropout': key}, a,
+        *(() if carry is None else (carry,)), train=False)
+    return (out if carry is None else out[0]), variables
 
   with nn.intercept_methods(count):
     if axis_name is None:
@@ -185,7 +193,8 @@ def describe(stages: Sequence[nn.Module], example_frame: Any,
   """Per-stage parameter count, output shape and forward FLOPs per frame.
 
   Args:
-    stages: the chain, bottom first (any modules with `__call__(x, train)`).
+    stages: the chain, bottom first (modules with `__call__(x, train)`, or
+      temporal stages, see `sideways_jax.temporal`).
     example_frame: an array or `jax.ShapeDtypeStruct` [B, ...] for stage 1;
       only its shape and dtype are used.
     variables: the chain's variables; when given, parameter counts come from

@@ -179,14 +179,20 @@ def build_model(name: str, kind: str, *args: Any, **kwargs: Any) -> tuple:
   if kind == 'layers' and isinstance(out, (tuple, list)):
     # (name, module) pairs are layers too.
     out = [partition.Layer(*x) if _is_pair(x) else x for x in out]
-  item = partition.Layer if kind == 'layers' else nn.Module
+  is_item, what = ((lambda x: isinstance(x, partition.Layer), 'layers')
+                   if kind == 'layers' else (_is_stage, 'stages'))
   if not isinstance(out, (tuple, list)) or not out or not all(
-      isinstance(x, item) for x in out):
+      is_item(x) for x in out):
     raise RegistryError(
         f'model {name!r} returned {type(out).__name__}, not a non-empty tuple '
-        f'of {item.__module__}.{item.__name__}: a {kind} builder is '
-        f'{SIGNATURES[kind]}')
+        f'of {what}: a {kind} builder is {SIGNATURES[kind]}')
   return tuple(out)
+
+
+def _is_stage(x: Any) -> bool:
+  """A Flax module, or what wraps one for the engine (init and apply)."""
+  return isinstance(x, nn.Module) or (callable(getattr(x, 'init', None))
+                                      and callable(getattr(x, 'apply', None)))
 
 
 def _is_pair(x: Any) -> bool:

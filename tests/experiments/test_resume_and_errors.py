@@ -5,12 +5,16 @@ from __future__ import annotations
 import errno
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
+from conftest import REPO
 from conftest import smoke_config
 from sideways_jax.data import DatasetLayoutError
 from sideways_jax.experiments import cli
@@ -45,12 +49,23 @@ def _summary(run_dir):
   return summary
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path,
-                                                               caplog):
-  config = smoke_config('synthetic_simplecnn', num_train_steps=5,
-                        checkpoint_every=2, eval_every=5,
-                        compare=False)
-  full = train.train_and_evaluate(config, 'sideways', tmp_path / 'full')
+# A 3-stage Simple-CNN (a mesh of 3 fake CPU devices holds one stage each),
+# 5 steps: the uninterrupted run below is the reference of both resume tests.
+_RUN = dict(num_train_steps=5, checkpoint_every=1, log_every=1, eval_every=5,
+            compare=False, model__num_stages=3)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  """(config, run folder, summary) of the reference run."""
+  config = smoke_config('synthetic_simplecnn', **_RUN)
+  folder = tmp_path_factory.mktemp('uninterrupted') / 'full'
+  return config, folder, train.train_and_evaluate(config, 'sideways', folder)
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(
+    tmp_path, caplog, uninterrupted):
+  config, full_dir, full = uninterrupted
   cut = tmp_path / 'cut'
   part = train.train_and_evaluate(config, 'sideways', cut, max_steps=3)
   assert part.steps == 3 and part.eval == {}
@@ -64,7 +79,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path,
   assert resumed.eval == full.eval
   assert resumed.train_loss == full.train_loss
   assert resumed.data_faults == full.data_faults
-  assert _train_records(cut) == _train_records(tmp_path / 'full')
+  assert _train_records(cut) == _train_records(full_dir)
   assert [r['step'] for r in _train_records(cut)] == [1, 2, 3, 4, 5]
   assert train.read_metrics(cut)[-1]['step'] == 5  # The final eval.
 
@@ -78,11 +93,11 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path,
   assert 'checkpoint 5 in' in caplog.text and 'rejected_checkpoints' in (
       caplog.text)
   assert (again.steps, again.eval) == (5, full.eval)
-  assert train.read_metrics(cut) == train.read_metrics(tmp_path / 'full')
+  assert train.read_metrics(cut) == train.read_metrics(full_dir)
   summary = _summary(cut)
   for key in ('steps_per_second', 'train_seconds'):
     summary.pop(key)  # Timings differ between runs.
-  assert summary == {k: v for k, v in _summary(tmp_path / 'full').items()
+  assert summary == {k: v for k, v in _summary(full_dir).items()
                      if k not in ('steps_per_second', 'train_seconds')}
 
 
@@ -123,6 +138,49 @@ def test_resuming_with_another_config(tmp_path):
          if (p / 'checkpoints').is_dir()]
   assert len(old) == 1 and (old[0] / 'metrics.jsonl').exists()
   assert not (run_dir / 'checkpoints').exists()
+
+
+_ON_A_MESH = """
+import sys
+sys.path.insert(0, 'tests/experiments')
+from conftest import smoke_config
+from sideways_jax.experiments import classification as train
+config = smoke_config('synthetic_simplecnn', mesh__stages=3, **%r)
+print(train.train_and_evaluate(config, 'sideways', sys.argv[1],
+                               max_steps=4).steps)
+"""
+
+
+def test_a_run_moves_between_one_device_and_a_mesh(tmp_path, uninterrupted):
+  """Steps 1-2 on one device, 3-4 on a 3-stage mesh, 5 on one device."""
+  config, full_dir, full = uninterrupted
+  moved = tmp_path / 'moved'
+  train.train_and_evaluate(config, 'sideways', moved, max_steps=2)
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             # Compile fast: the programs are tiny and run once.
+             XLA_FLAGS='--xla_force_host_platform_device_count=3 '
+             '--xla_backend_optimization_level=0')
+  result = subprocess.run(
+      [sys.executable, '-c', _ON_A_MESH % _RUN, str(moved)], cwd=REPO,
+      env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'mesh.stages: 0 -> 3' in result.stdout
+  assert 'resuming' in result.stdout and result.stdout.split()[-1] == '4'
+  out = io.StringIO()
+  back = train.train_and_evaluate(config, 'sideways', moved, stream=out)
+  assert 'mesh.stages: 3 -> 0' in out.getvalue() and back.steps == 5
+  records, expected = train.read_metrics(moved), train.read_metrics(full_dir)
+  assert [(r['step'], r['split']) for r in records] == [
+      (r['step'], r['split']) for r in expected]
+  assert [r['step'] for r in records if r['split'] == 'train'] == list(
+      range(1, 6))
+  for got, want in zip(records, expected):
+    keys = sorted(k for k in want if k != 'split')
+    assert sorted(got) == sorted(want)
+    # The mesh's tolerance (tests/parallel): sums in another order.
+    np.testing.assert_allclose([got[k] for k in keys], [want[k] for k in keys],
+                               rtol=2e-5, atol=1e-6, err_msg=str(got['step']))
+  assert back.steps == full.steps
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

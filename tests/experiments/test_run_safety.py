@@ -11,22 +11,28 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+import conftest
 from conftest import smoke_config
+from sideways_jax.experiments import hosts
 from sideways_jax.experiments import lock as lock_lib
 from sideways_jax.experiments import manifest
 from sideways_jax.experiments import resume as resume_lib
 from sideways_jax.experiments import workdir as workdir_lib
 from sideways_jax.experiments.classification import checkpoint as ckpt_lib
 from sideways_jax.experiments.classification import loop
+from sideways_jax.experiments.classification import state as state_lib
 from sideways_jax.experiments.classification import writers
 
 
@@ -188,3 +194,134 @@ def test_logs_are_strict_json_and_survive_a_cut_line(tmp_path):
     workdir_lib.check_free_space(tmp_path / 'checkpoints', 1 << 62)
   assert error.value.errno == errno.ENOSPC
   workdir_lib.check_free_space(tmp_path / 'checkpoints', 1)
+
+
+# One process of a 2-process run under hosts.supervise, as main.py runs it:
+# collectives in a loop; a failure ends in the runner's one `error:` line.
+_PEER_WORKER = '''
+import os, sys, time
+from sideways_jax.experiments import hosts
+if not os.environ.get(hosts.SUPERVISED_ENV):
+  raise SystemExit(hosts.supervise(sys.argv))
+from sideways_jax import parallel
+parallel.initialize_distributed(parallel.DistributedConfig(
+    coordinator_address='127.0.0.1:' + sys.argv[2], num_processes=2,
+    process_id=int(sys.argv[1]), heartbeat_timeout_s=int(sys.argv[3]),
+    initialization_timeout_s=60, num_cpu_devices=1))
+try:
+  for step in range(10**6):
+    hosts.agree((step,))
+    print('step', step, flush=True)
+    time.sleep(0.05)
+except Exception as e:
+  print('error: ' + str(e).splitlines()[0], file=sys.stderr, flush=True)
+  raise SystemExit(1)
+'''
+HEARTBEAT_S = 3
+
+
+@pytest.mark.parametrize('victim,how', [(1, signal.SIGKILL),
+                                        (0, signal.SIGKILL),
+                                        (1, signal.SIGSTOP)])
+def test_a_dead_peer_ends_the_survivor_in_one_line(tmp_path, victim, how):
+  """kill -9 (connections drop) or SIGSTOP (only heartbeats stop)."""
+  worker = tmp_path / 'worker.py'
+  worker.write_text(_PEER_WORKER)
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(conftest.REPO))
+  env.pop(hosts.SUPERVISED_ENV, None)
+  env.pop('XLA_FLAGS', None)
+  outs = [open(tmp_path / f'out{i}', 'w+') for i in range(2)]
+  errs = [open(tmp_path / f'err{i}', 'w+') for i in range(2)]
+  # Own sessions: a signal to a group reaches a supervisor and its child.
+  procs = [subprocess.Popen(
+      [sys.executable, str(worker), str(i), str(port), str(HEARTBEAT_S)],
+      stdout=outs[i], stderr=errs[i], env=env, start_new_session=True)
+           for i in range(2)]
+  survivor = procs[1 - victim]
+  try:
+    deadline = time.monotonic() + 120
+    while 'step 3' not in (tmp_path / 'out0').read_text():
+      assert survivor.poll() is None and time.monotonic() < deadline, (
+          (tmp_path / f'err{1 - victim}').read_text()[-3000:])
+      time.sleep(0.1)
+    os.killpg(procs[victim].pid, how)
+    stopped = time.monotonic()
+    code = survivor.wait(timeout=HEARTBEAT_S + 30)
+    elapsed = time.monotonic() - stopped
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+  err = (tmp_path / f'err{1 - victim}').read_text()
+  assert code == 1, err[-3000:]
+  assert err.splitlines() == [
+      f'error: process {victim}' + (' (the coordinator)' if victim == 0 else '')
+      + ' of this multi-host run stopped answering, so this process stopped '
+      'too; restart every process with the same command to resume from the '
+      'newest checkpoint'], err[-3000:]
+  assert elapsed < HEARTBEAT_S + 30
+
+
+
+def test_the_supervisor_passes_other_endings_through(capfd):
+  code = hosts.supervise(['-c', 'import sys; print("a warning", file=sys.stderr)'
+                          '; print("error: disk full", file=sys.stderr); '
+                          'sys.exit(2)'])
+  assert code == 2
+  assert capfd.readouterr().err.splitlines() == ['a warning',
+                                                 'error: disk full']
+  killed = hosts.supervise(['-c', 'import os, signal; '
+                            'os.kill(os.getpid(), signal.SIGKILL)'])
+  assert killed == 128 + signal.SIGKILL
+
+def _two_stage_states():
+  """One device's state of a 2-stage chain, and a mesh's state template."""
+  from sideways_jax.parallel import flat as flat_lib  # pylint: disable=g-import-not-at-top
+  from sideways_jax.parallel import slots as slots_lib  # pylint: disable=g-import-not-at-top
+  optimizer = optax.adam(0.1)
+  keys = iter(jax.random.split(jax.random.PRNGKey(0), 8))
+  params = ({'w': jax.random.normal(next(keys), (3, 4))},
+            {'b': jax.random.normal(next(keys), (2,)),
+             'w': jax.random.normal(next(keys), (5,))})
+  model_state = ({}, {'batch_stats': {'m': jnp.arange(2.0)}})
+  opt_state = optimizer.update(params, optimizer.init(params), params)[1]
+  device = state_lib.TrainState(jnp.asarray(1, jnp.int32), params,
+                                model_state, opt_state,
+                                jax.random.PRNGKey(1))
+  plan = slots_lib.plan_slots([flat_lib.flat_spec(p) for p in params])
+  slots = tuple(jnp.zeros((2, size)) for size in plan.sizes)
+  mesh = state_lib.TrainState(device.step, slots, jnp.zeros((2, 2)),
+                              jax.vmap(optimizer.init)(slots), device.rng)
+  return device, mesh
+
+
+def _saved(state):
+  return {'params': state.params, 'model_state': state.model_state}
+
+
+def test_a_state_moves_between_one_device_and_mesh_layouts():
+  device, mesh_template = _two_stage_states()
+  _, to_mesh = state_lib.relayout(_saved(device), mesh_template)
+  on_mesh = to_mesh(device)
+  assert [x.shape for x in jax.tree.leaves(on_mesh)] == [
+      x.shape for x in jax.tree.leaves(mesh_template)]
+  assert np.asarray(on_mesh.opt_state[0].count).tolist() == [1, 1]
+  _, to_device = state_lib.relayout(_saved(on_mesh), device)
+  back = to_device(on_mesh)
+  assert jax.tree.structure(back) == jax.tree.structure(device)
+  for got, want in zip(jax.tree.leaves(back), jax.tree.leaves(device)):
+    np.testing.assert_array_equal(got, want)
+
+  # Stages that took different numbers of steps: no honest one-device state.
+  counts = on_mesh.opt_state[0]._replace(count=jnp.asarray([1, 2]))
+  uneven = on_mesh.replace(opt_state=(counts,) + tuple(on_mesh.opt_state[1:]))
+  with pytest.raises(state_lib.LayoutError, match='differs between stages'):
+    state_lib.relayout(_saved(uneven), device)[1](uneven)
+  # Other stages (a wider layer) cannot be laid out as these.
+  wider = device.replace(params=({'w': jnp.zeros((3, 5))}, device.params[1]))
+  with pytest.raises(state_lib.LayoutError, match='do not have the shapes'):
+    state_lib.relayout(_saved(wider), mesh_template)

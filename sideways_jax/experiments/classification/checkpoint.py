@@ -12,6 +12,10 @@ every file) last: a checkpoint without a matching manifest does not count.
 verify is named in a warning and moved to `rejected_checkpoints/` (never
 deleted), and the next older one is tried. When none verifies it moves
 nothing and says so in one line.
+
+A state saved by a mesh run restores into a one-device run and back
+(`state.relayout` lays it out for the new placement); `layout_problem` says
+in one phrase when it cannot.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from etils import epath
 from sideways_jax.experiments import common
 from sideways_jax.experiments import manifest
 from sideways_jax.experiments import workdir as workdir_lib
+from sideways_jax.experiments.classification import state as state_lib
 
 STATE, RUN = 'state', 'run'
 REJECTED = 'rejected_checkpoints'
@@ -113,14 +118,44 @@ def _tree_signature(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
                 for path, leaf in leaves)
 
 
+def _saved_tree(directory: epath.Path, step: int) -> Any:
+  """The tree of shapes of checkpoint `step`'s state (orbax metadata)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  return ocp.StandardCheckpointHandler().metadata(
+      directory / str(step) / STATE).tree
+
+
+def layout_problem(directory: workdir_lib.PathLike, step: int,
+                   template: Any) -> str | None:
+  """None when checkpoint `step` can be restored as `template`, else why.
+
+  A state saved by a mesh run and a one-device state of the same stages
+  restore into each other (`state.relayout`).
+  """
+  saved = _saved_tree(workdir_lib.as_path(directory), step)
+  if _tree_signature(saved) == _tree_signature(template):
+    return None
+  if not isinstance(template, state_lib.TrainState):
+    return 'the saved state has other shapes'
+  try:
+    state_lib.relayout(saved, template)
+  except (state_lib.LayoutError, KeyError, TypeError, ValueError) as e:
+    return str(e) or type(e).__name__
+  return None
+
+
 def state_fits(directory: workdir_lib.PathLike, step: int,
                template: Any) -> bool:
   """True when checkpoint `step` holds a state with `template`'s tree."""
-  directory = workdir_lib.as_path(directory)
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  saved = ocp.StandardCheckpointHandler().metadata(
-      directory / str(step) / STATE)
-  return _tree_signature(saved.tree) == _tree_signature(template)
+  saved = _saved_tree(workdir_lib.as_path(directory), step)
+  return _tree_signature(saved) == _tree_signature(template)
+
+
+def _place(host: Any, like: jax.Array) -> jax.Array:
+  """A host array as a global array placed like `like` (any process count)."""
+  host = np.asarray(host, like.dtype)
+  return jax.make_array_from_callback(host.shape, like.sharding,
+                                      lambda index: host[index])
 
 
 class Checkpointer:
@@ -146,13 +181,36 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def restore(self, step: int, template: Any) -> tuple[Any, dict[str, Any]]:
-    """(state shaped and placed like `template`, run record) of `step`."""
+    """(state shaped and placed like `template`, run record) of `step`.
+
+    A state saved by the other placement (a mesh run's for a one-device
+    run, or back) is read whole on every process, converted to
+    `template`'s layout (`state.relayout`) and placed like it.
+    """
     ocp = self._ocp
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    saved = _saved_tree(self.directory, step)
+    convert = None
+    if _tree_signature(saved) == _tree_signature(template):
+      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    else:
+      source, convert = state_lib.relayout(saved, template)
+      # Whole arrays on every device of the template's placement: replicated.
+      step_sharding = template.step.sharding
+      whole = (jax.sharding.NamedSharding(step_sharding.mesh,
+                                          jax.sharding.PartitionSpec())
+               if isinstance(step_sharding, jax.sharding.NamedSharding)
+               else step_sharding)
+      abstract = jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=whole),
+          source)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         **{STATE: ocp.args.StandardRestore(abstract),
            RUN: ocp.args.JsonRestore()}))
-    return restored[STATE], restored[RUN]
+    state = restored[STATE]
+    if convert is not None:
+      state = jax.tree.map(_place, convert(jax.tree.map(np.asarray, state)),
+                           template)
+    return state, restored[RUN]
 
   def save(self, step: int, state: Any, record: dict[str, Any]) -> None:
     """Saves checkpoint `step` (all processes call it) and its manifest.

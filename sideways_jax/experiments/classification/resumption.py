@@ -4,7 +4,8 @@ Process 0 decides (see `loop.train_and_evaluate`): `--resume=restart` moves
 the old run aside; otherwise the newest checkpoint that verifies is taken
 if this config may continue it (`sideways_jax/experiments/resume.py` says
 which changes are accepted), and `--resume=fork` continues it with any
-config whose state has the same tree.
+config whose state has the same tree (or the same stages on another
+placement: see `checkpoint.layout_problem`).
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def plan(call: RunCall, numeric_keys: frozenset[str], template: Any) -> int:
         'another --workdir')
   changes = resume_lib.compare(recorded or {}, call.config.to_dict(),
                                set(numeric_keys))
-  fits = checkpoint_lib.state_fits(folder, step, template)
-  _accept(call, step, changes if recorded is not None else None, fits)
+  problem = checkpoint_lib.layout_problem(folder, step, template)
+  _accept(call, step, changes if recorded is not None else None, problem)
   return step
 
 
@@ -100,18 +101,25 @@ def _recorded_config(path: epath.Path) -> dict[str, Any] | None:
 
 
 def _accept(call: RunCall, step: int, changes: resume_lib.Changes | None,
-            fits: bool) -> None:
-  """Accepts the config changes a resume allows, or raises ResumeError."""
+            problem: str | None) -> None:
+  """Accepts the config changes a resume allows, or raises ResumeError.
+
+  Args:
+    call: this call.
+    step: the checkpoint's step.
+    changes: how the config differs from the recorded one (None: unknown).
+    problem: why the saved state cannot be restored as this config's
+      (`checkpoint.layout_problem`), or None.
+  """
   refused = dict(changes.refused) if changes else {}
   placement = dict(changes.placement) if changes else {}
-  if not fits:
+  if problem is not None:
     changed = resume_lib.describe({**refused, **placement})
     raise resume_lib.ResumeError(
         f'the step-{step} checkpoint in {call.workdir} holds a state of '
         'other shapes than this config builds ('
         + (changed or 'same config: saved by another version of the code')
-        + (', and a mesh run saves another state than a one-device run'
-           if placement else '')
+        + (f': {problem}' if placement else '')
         + '), so it cannot be continued: --resume=restart starts over (the '
         f'old run is moved to {call.workdir}/{REPLACED}/), or pass another '
         '--workdir')
@@ -128,7 +136,9 @@ def _accept(call: RunCall, step: int, changes: resume_lib.Changes | None,
     call.say(f'resuming with {resume_lib.describe(accepted)}: changes that '
              'leave the numbers up to here as they were'
              + (f' ({", ".join(grown)} grew: the learning-rate schedule '
-                'stretches from here on)' if grown else ''))
+                'stretches from here on)' if grown else '')
+             + ('; the saved state is laid out for the new placement'
+                if placement else ''))
 
 
 def move_aside(workdir: epath.Path, names: tuple[str, ...],

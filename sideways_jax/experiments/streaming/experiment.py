@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import pathlib
 from typing import Any
 
 import ml_collections
+from etils import epath
 
 from sideways_jax.experiments import common
+from sideways_jax.experiments import workdir as workdir_lib
 from sideways_jax.experiments.streaming import builders
 from sideways_jax.experiments.streaming import report
 from sideways_jax.experiments.streaming import runner
@@ -104,13 +104,16 @@ def checked_variants(config: Any) -> list[tuple[Any, Any]]:
   return variants
 
 
-def run(config: Any, workdir: str | pathlib.Path,
+def run(config: Any, workdir: workdir_lib.PathLike,
         log: runner.Log = functools.partial(print, flush=True)
         ) -> dict[str, Any]:
-  """Runs the experiment and writes its files; returns the results dict."""
+  """Runs the experiment and writes its files; returns the results dict.
+
+  `workdir` may be a local folder or a bucket URL (`workdir.py`); the files
+  are written whole (a reader never sees half a file) and the JSON strict.
+  """
   variants = checked_variants(config)
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = workdir_lib.prepare_folder(workdir)
   compiled = []
   points = []
   for value, cfg in variants:
@@ -128,16 +131,15 @@ def run(config: Any, workdir: str | pathlib.Path,
   return _write(config, workdir, points, final=True)
 
 
-def _write(config: Any, workdir: pathlib.Path, points: list[dict[str, Any]],
+def _write(config: Any, workdir: epath.Path, points: list[dict[str, Any]],
            *, final: bool = False) -> dict[str, Any]:
   field = config.sweep.field
   rows = builders.rows(config)
   results = {'config': config.to_dict(), 'field': field, 'rows': list(rows),
              'points': points}
-  (workdir / 'results.json').write_text(json.dumps(results, indent=1,
-                                                   default=str))
+  workdir_lib.write_json(workdir / 'results.json', results)
   text = report.markdown(config, points, rows)
-  (workdir / 'results.md').write_text(text)
+  workdir_lib.atomic_write_text(workdir / 'results.md', text)
   if final:
     report.plot_scores(field, points, rows, workdir / 'scores.png')
     report.plot_step_errors(field, points, rows, config.model.num_stages,

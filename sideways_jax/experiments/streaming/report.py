@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import math
 import numbers
-import pathlib
 from typing import Any
 
 from sideways_jax.experiments import common
+from sideways_jax.experiments import workdir as workdir_lib
 from sideways_jax.streaming import metric
 from sideways_jax.streaming import schedules
 
@@ -150,8 +150,8 @@ def numeric_sweep(points: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def plot_scores(field: str, points: Sequence[Mapping[str, Any]],
-                rows: Sequence[str], path: str | pathlib.Path
-                ) -> pathlib.Path:
+                rows: Sequence[str], path: workdir_lib.PathLike
+                ) -> workdir_lib.PathLike:
   """PNG: bars of every held-out score (columns) and schedule (rows)."""
   plt = common.pyplot()
   fig, axes = plt.subplots(len(schedules.SCHEDULES), len(metric.SCORES),
@@ -182,8 +182,8 @@ def plot_scores(field: str, points: Sequence[Mapping[str, Any]],
 
 
 def plot_sweep(field: str, points: Sequence[Mapping[str, Any]],
-               rows: Sequence[str], path: str | pathlib.Path
-               ) -> pathlib.Path:
+               rows: Sequence[str], path: workdir_lib.PathLike
+               ) -> workdir_lib.PathLike:
   """PNG: the plain rows' MSE (left) and the ratios vs the field (right).
 
   Both on the training schedule (the paper's setting).
@@ -221,7 +221,7 @@ def plot_sweep(field: str, points: Sequence[Mapping[str, Any]],
 
 def plot_step_errors(field: str, points: Sequence[Mapping[str, Any]],
                      rows: Sequence[str], num_stages: int,
-                     path: str | pathlib.Path) -> pathlib.Path:
+                     path: workdir_lib.PathLike) -> workdir_lib.PathLike:
   """PNG: mean held-out score-(a) error at each step, one panel a stream."""
   plt = common.pyplot()
   fig, axes = plt.subplots(1, len(points), figsize=(5.5 * len(points), 3.5),
