@@ -180,8 +180,11 @@ def balanced_boundaries(costs: Sequence[float],
   """Contiguous partition of per-layer costs minimising the largest stage.
 
   Exact dynamic programme over split points, O(num_stages * n^2): cheap for
-  the handful of layers a video network has. Ties are broken deterministically
-  (the last cut as early as possible).
+  the handful of layers a video network has. Among the partitions with the
+  smallest largest stage, the one with the smallest sum of squared stage
+  costs is taken: when one layer outweighs the rest, the rest is still
+  spread evenly (rather than a cost-free layer left alone as a stage);
+  remaining ties go to the last cut as early as possible.
 
   Args:
     costs: non-negative cost of each layer (e.g. forward FLOPs per frame).
@@ -201,16 +204,28 @@ def balanced_boundaries(costs: Sequence[float],
   for c in costs:
     prefix.append(prefix[-1] + c)
   inf = float('inf')
-  # best[j][m]: smallest possible largest stage for layers[:m] in j stages.
-  best = [[inf] * (n + 1) for _ in range(num_stages + 1)]
-  cut = [[0] * (n + 1) for _ in range(num_stages + 1)]
-  best[0][0] = 0
-  for j in range(1, num_stages + 1):
-    for m in range(j, n + 1):
-      for p in range(j - 1, m):
-        value = max(best[j - 1][p], prefix[m] - prefix[p])
-        if value < best[j][m]:
-          best[j][m], cut[j][m] = value, p
+
+  def solve(combine, limit=inf):
+    # best[j][m]: the best value for layers[:m] in j stages; cut[j][m]: the
+    # start of the last of them.
+    best = [[inf] * (n + 1) for _ in range(num_stages + 1)]
+    cut = [[0] * (n + 1) for _ in range(num_stages + 1)]
+    best[0][0] = 0
+    for j in range(1, num_stages + 1):
+      for m in range(j, n + 1):
+        for p in range(j - 1, m):
+          stage = prefix[m] - prefix[p]
+          if stage > limit:
+            continue
+          value = combine(best[j - 1][p], stage)
+          if value < best[j][m]:
+            best[j][m], cut[j][m] = value, p
+    return best, cut
+
+  # The smallest largest stage, then the most even split under it.
+  best, _ = solve(max)
+  _, cut = solve(lambda total, stage: total + stage * stage,
+                 limit=best[num_stages][n])
   bounds = []
   m = n
   for j in range(num_stages, 1, -1):

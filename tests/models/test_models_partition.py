@@ -119,6 +119,16 @@ def test_balanced_partition_minimises_the_largest_stage():
       assert got == _brute_force_max(costs, k), (costs, k, bounds)
 
 
+def test_balanced_partition_spreads_what_a_dominant_layer_leaves():
+  # A ResNet stem at a small frame: the stem conv outweighs everything, so
+  # every 4-cut has the same largest stage; the rest must still be spread
+  # (not the cost-free norm and pool layers as stages of their own).
+  costs = [100, 0, 0, 6, 6, 6, 6, 6, 6, 1]
+  bounds = models.balanced_boundaries(costs, 4)
+  stage_costs = sorted(sum(costs[s]) for s in models.stage_slices(bounds, 10))
+  assert stage_costs == [12, 12, 13, 100], bounds
+
+
 def test_balanced_simple_cnn_two_stages_by_hand():
   # Per-frame FLOPs at 112x112 are proportional to (conv1..conv5, head)
   # 0.047, 1, 0.5, 1, 1, ~0: the best 2-cut is conv1-3 | conv4, conv5, head.
