@@ -7,6 +7,11 @@
       --config.mesh.stages=6          # depth-parallel, one stage per device
   python experiments/main.py --config=configs/synthetic_autoencoder.py
   python experiments/main.py --config=configs/speed_simplecnn.py
+  python experiments/main.py --config=configs/synthetic_simplecnn.py \
+      --mode=eval                     # evaluate the trained runs again
+  python experiments/main.py --config=configs/synthetic_simplecnn.py \
+      --workdir=workdirs/synthetic_simplecnn/sideways --mode=export \
+      --out=/tmp/sideways.msgpack     # trained variables, one file
 
 Re-running the same command resumes from the newest checkpoint that
 verifies; --resume=fork continues it with a changed config, --resume=restart
