@@ -30,6 +30,13 @@ if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
                   ignore_errors=True)
 jax.config.update('jax_compilation_cache_dir',
                   os.environ['JAX_COMPILATION_CACHE_DIR'])
+# Smoke programs compile in about a second, around JAX's default threshold
+# for caching one: cache every program, so that a test rebuilding a run
+# (a resume, a CLI subprocess) reuses what an earlier test compiled.
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+jax.config.update(
+    'jax_persistent_cache_min_compile_time_secs',
+    float(os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS']))
 
 CONFIG_NAMES = ('synthetic_simplecnn', 'hmdb_simplecnn', 'hmdb_vgg8',
                 'ucf101_simplecnn', 'ucf101_vgg8', 'ucf101_vgg8_dropout',

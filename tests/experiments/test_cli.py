@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO
 from sideways_jax.experiments import classification as train
+from sideways_jax.experiments import cli
 
 MAIN = [sys.executable, str(REPO / 'experiments' / 'main.py')]
 SMOKE = '--config=configs/synthetic_simplecnn.py:smoke'
@@ -23,6 +24,28 @@ SMOKE = '--config=configs/synthetic_simplecnn.py:smoke'
 def run(args, timeout=300):
   return subprocess.run(MAIN + args, cwd=REPO, capture_output=True, text=True,
                         timeout=timeout)
+
+
+# Through main.py: a flag value absl cannot parse (refused while parsing)
+# and a mesh the machine cannot hold (refused by the runner), each one line
+# on stderr, exit 2, no traceback, no workdir.
+@pytest.mark.parametrize('args, message', [
+    ([SMOKE, '--config.optimizer.learning_rate=abc'], 'could not convert'),
+    ([SMOKE, '--config.mesh.stages=6'], 'mesh needs 6 devices, but only 1 '
+     'are available'),
+])
+def test_a_mistake_is_one_line_without_traceback(args, message, tmp_path):
+  result = run(args + [f'--workdir={tmp_path / "run"}'])
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.strip().splitlines() == [
+      result.stderr.strip().splitlines()[0]]  # One line.
+  assert result.stderr.startswith('error: ') and message in result.stderr
+  assert not (tmp_path / 'run').exists()
+
+
+def _unreached(argv):
+  # Failed is a BaseException: parse_plain does not turn it into a message.
+  pytest.fail(f'parsed {argv}: the mistake was not caught before absl')
 
 
 @pytest.mark.parametrize('args, message', [
@@ -36,21 +59,38 @@ def run(args, timeout=300):
      'config'),
     (['--config=configs/hmdb_simplecnn.py:smok'], "unknown config "
      "argument(s) ['smok']"),
-    ([SMOKE, '--config.optimizer.learning_rate=abc'], 'could not convert'),
-    ([SMOKE, '--config.data.clip_length=6'], 'data.clip_length=6 is too '
-     'short for Sideways with model.num_stages=6: every stage needs clips of '
-     'at least 2D-1=11 frames'),
-    ([SMOKE, '--config.mesh.stages=4'], 'mesh.stages=4 but '
-     'model.num_stages=6'),
-    ([SMOKE, '--config.mesh.stages=6'], 'mesh needs 6 devices, but only 1 '
-     'are available'),
 ])
-def test_a_mistake_is_one_line_without_traceback(args, message, tmp_path):
-  result = run(args + [f'--workdir={tmp_path / "run"}'])
-  assert result.returncode == 2, result.stderr
-  assert result.stderr.strip().splitlines() == [
-      result.stderr.strip().splitlines()[0]]  # One line.
-  assert result.stderr.startswith('error: ') and message in result.stderr
+def test_flag_mistakes_are_usage_errors(args, message, monkeypatch):
+  """main.py prints a UsageError as one line (the subprocesses above)."""
+  monkeypatch.chdir(REPO)
+  with pytest.raises(cli.UsageError) as error:
+    cli.parse_flags(['main.py'] + args, _unreached)
+  assert message in str(error.value)
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('data.clip_length', 6, 'data.clip_length=6 is too short for Sideways '
+     'with model.num_stages=6: every stage needs clips of at least 2D-1=11 '
+     'frames'),
+    ('mesh.stages', 4, 'mesh.stages=4 but model.num_stages=6'),
+])
+def test_config_mistakes_end_in_one_line(key, value, message, tmp_path,
+                                         monkeypatch, capsys):
+  """cli.run, as main.py calls it, with a --config.<key> a run refuses."""
+  monkeypatch.chdir(REPO)
+  config_file = SMOKE.split('=', 1)[1]
+  argv = ['main.py', SMOKE, f'--config.{key}={value}']
+  config = cli.load_config(config_file)
+  cli.check_overrides(config, argv)  # main.py's parser takes the key.
+  section, leaf = key.split('.')
+  config[section][leaf] = value
+  with pytest.raises(SystemExit) as exit_info:
+    cli.run(config, config_file=config_file,
+            workdir=str(tmp_path / 'run'), overrides=cli.override_keys(argv))
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and len(err.strip().splitlines()) == 1
+  assert message in err, err
   assert not (tmp_path / 'run').exists()
 
 
@@ -81,7 +121,10 @@ def _checkpoints(run_dir: pathlib.Path) -> list[int]:
 HEARTBEAT_S = 5
 # Both sides of the comparison compile fast (the programs are tiny).
 FAST_COMPILE = '--xla_backend_optimization_level=0'
-STEPS = 30
+# The peer is killed once checkpoint 2 exists; checkpoint STEPS comes only
+# after three more synchronous saves and the final eval's compile, so the
+# kill lands between checkpoints, and the resumed run retrains steps.
+STEPS = 8
 MESH_RUN = {'num_train_steps': STEPS, 'checkpoint_every': 2, 'log_every': 2,
             'eval_every': STEPS, 'compare': False, 'mesh.stages': 6}
 

@@ -51,8 +51,11 @@ def _summary(run_dir):
 
 # A 3-stage Simple-CNN (a mesh of 3 fake CPU devices holds one stage each),
 # 5 steps: the uninterrupted run below is the reference of both resume tests.
+# The other runs here train the same 3-stage model: half the stages of the
+# smoke config's to compile.
+_STAGES = dict(model__num_stages=3)
 _RUN = dict(num_train_steps=5, checkpoint_every=1, log_every=1, eval_every=5,
-            compare=False, model__num_stages=3)
+            compare=False, **_STAGES)
 
 
 @pytest.fixture(scope='module')
@@ -103,7 +106,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(
 
 def test_resuming_with_another_config(tmp_path):
   config = smoke_config('synthetic_simplecnn', num_train_steps=1,
-                        compare=False)
+                        compare=False, **_STAGES)
   run_dir = tmp_path / 'sideways'
   train.train_and_evaluate(config, 'sideways', run_dir)
   # Keys that leave the numbers alone, and a longer run: accepted and named.
@@ -187,7 +190,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config = smoke_config('synthetic_simplecnn', num_train_steps=4,
                         checkpoint_every=1, algorithm='bp', compare=False,
                         optimizer__learning_rate=1e38,
-                        optimizer__warmup_steps=0)
+                        optimizer__warmup_steps=0, **_STAGES)
   with pytest.raises(train.NonFiniteLossError) as error:
     train.train_and_evaluate(config, 'bp', tmp_path)
   message = str(error.value)
@@ -208,7 +211,7 @@ def test_a_non_finite_state_is_not_saved_and_the_fix_is_accepted(tmp_path):
   config = smoke_config('synthetic_simplecnn', num_train_steps=2,
                         checkpoint_every=1, algorithm='bp', compare=False,
                         optimizer__learning_rate=1e39,
-                        optimizer__warmup_steps=0)
+                        optimizer__warmup_steps=0, **_STAGES)
   with pytest.raises(train.NonFiniteLossError) as error:
     train.train_and_evaluate(config, 'bp', tmp_path)
   message = str(error.value)
