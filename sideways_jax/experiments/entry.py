@@ -80,6 +80,7 @@ def main(expect_runner: str | None = None) -> None:
       # A multi-host process runs as a child, so that a lost peer (a native
       # abort in JAX's coordination client) ends in one line.
       raise SystemExit(hosts.supervise(sys.argv))
+    hosts.die_with_supervisor()
     cli.run(flag_values.config,
             config_file=config_flags.get_config_filename(
                 flag_values['config']),

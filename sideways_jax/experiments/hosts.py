@@ -114,16 +114,22 @@ def lost_peer(native_log: str) -> str | None:
   return 'a process' if _ABORTED_BY_SERVICE in native_log else None
 
 
-def _die_with_parent() -> None:
-  """In the child: SIGKILL when the supervisor dies (Linux).
+def die_with_supervisor() -> None:
+  """In a supervised process: be killed when the supervisor dies (Linux).
 
   A supervisor killed with -9 must not leave its run going on alone (the
-  peers would wait for a process that no longer reports)."""
-  if sys.platform.startswith('linux'):
-    import ctypes  # pylint: disable=g-import-not-at-top
-    pr_set_pdeathsig = 1
-    ctypes.CDLL('libc.so.6', use_errno=True).prctl(pr_set_pdeathsig,
-                                                   signal.SIGKILL)
+  peers would wait for a process that no longer reports). Set by the child
+  itself at start (a `preexec_fn` would fork a multithreaded process); a
+  supervisor already gone by then ends the child here.
+  """
+  if not os.environ.get(SUPERVISED_ENV) or not sys.platform.startswith(
+      'linux'):
+    return
+  import ctypes  # pylint: disable=g-import-not-at-top
+  pr_set_pdeathsig = 1
+  ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+  if os.getppid() == 1:  # Re-parented: the supervisor died before this.
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def supervise(argv: Sequence[str]) -> int:
@@ -140,8 +146,7 @@ def supervise(argv: Sequence[str]) -> int:
     argv: the command line after the interpreter (e.g. `sys.argv`).
   """
   child = subprocess.Popen([sys.executable, *argv], stderr=subprocess.PIPE,
-                           env=dict(os.environ, **{SUPERVISED_ENV: '1'}),
-                           preexec_fn=_die_with_parent)
+                           env=dict(os.environ, **{SUPERVISED_ENV: '1'}))
   # Ctrl-C reaches the child from the terminal and it stops by itself (one
   # line); a SIGTERM sent to this process only is passed on.
   handlers = (signal.signal(signal.SIGINT, signal.SIG_IGN),
