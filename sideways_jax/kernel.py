@@ -138,21 +138,10 @@ def stage_step(stage: Any, params: chain_lib.Params, state: dict,
     data), so its vjp skips it and `input_cotangent` is None.
   """
   input_valid = jnp.asarray(input_valid)
-  if carry is None:
-    def forward(p, a):
-      return stage_forward(stage, p, state, a, position=position,
-                           frame=frame, train=train, rng=rng)
-
-    if position.first:
-      y, vjp_fn, new_state = jax.vjp(lambda p: forward(p, x), params,
-                                     has_aux=True)
-    else:
-      y, vjp_fn, new_state = jax.vjp(forward, params, x, has_aux=True)
-    new_carry = None
-  else:
-    y, vjp_fn, (new_state, new_carry) = _temporal_vjp(
-        stage, params, state, x, carry, position=position, frame=frame,
-        train=train, rng=rng, window_cotangents=window_cotangents)
+  y, vjp_fn, (new_state, new_carry) = _stage_vjp(
+      stage, params, state, x, carry, position=position, frame=frame,
+      train=train, rng=rng, window_cotangents=window_cotangents)
+  if carry is not None:
     new_carry = jax.tree.map(lambda n, o: jnp.where(input_valid, n, o),
                              new_carry, carry)
   if position.top:
@@ -170,29 +159,29 @@ def stage_step(stage: Any, params: chain_lib.Params, state: dict,
                    loss=loss, mask=mask, carry=new_carry)
 
 
-def _temporal_vjp(stage: Any, params: chain_lib.Params, state: dict,
-                  x: jax.Array, carry: Any, *, position: Position,
-                  frame: Any, train: bool, rng: jax.Array | None,
-                  window_cotangents: str):
-  """`jax.vjp` of a temporal stage at (params, x, carry).
+def _stage_vjp(stage: Any, params: chain_lib.Params, state: dict,
+               x: jax.Array, carry: Any, *, position: Position, frame: Any,
+               train: bool, rng: jax.Array | None, window_cotangents: str):
+  """`jax.vjp` of one stage at (params, x), and at its carry if temporal.
 
   Returns (y, vjp_fn, (new_state, new_carry)) with `vjp_fn(ct)` giving
   (param grads,) at the first stage and (param grads, input cotangent)
-  above it, the input cotangent including the window's earlier inputs
-  under the 'sum' rule. The carry is an input: nothing flows back to the
-  steps that built it.
+  above it; new_carry is None for a frame stage. For a window stage under
+  the 'sum' rule the input cotangent includes the window's earlier inputs.
+  The carry is an input: nothing flows back to the steps that built it.
   """
   temporal.check_window_cotangents(window_cotangents)
 
   def forward(p, a, c):
-    y, new_state, new_carry = stage_forward(
+    y, new_state, *new_carry = stage_forward(
         stage, p, state, a, position=position, frame=frame, train=train,
         rng=rng, carry=c)
-    return y, (new_state, new_carry)
+    return y, (new_state, new_carry[0] if new_carry else None)
 
   if position.first:
     return jax.vjp(lambda p: forward(p, x, carry), params, has_aux=True)
-  if window_cotangents == 'drop' or not temporal.has_window(stage):
+  if (carry is None or window_cotangents == 'drop'
+      or not temporal.has_window(stage)):
     return jax.vjp(lambda p, a: forward(p, a, carry), params, x,
                    has_aux=True)
   y, vjp_fn, aux = jax.vjp(forward, params, x, carry, has_aux=True)

@@ -52,7 +52,7 @@ class PipelineState(NamedTuple):
   state_counts: jax.Array             # int32 [D]: steps with a real input
   loss_sum: jax.Array                 # f32 []: Σ ℓ_t over valid top steps
   step: jax.Array                     # int32 []: steps since the last reset
-  carries: tuple[Any, ...] = ()       # D × each stage's carry (None for a
+  carries: tuple[Any, ...]            # D × each stage's carry (None for a
                                       # frame stage); zeros after a reset
 
 
@@ -144,7 +144,6 @@ def sideways_step(stages: chain_lib.Stages,
   """
   num_stages = len(stages)
   t = state.step
-  carries = state.carries or (None,) * num_stages
   steps = []
   for i, (stage, stage_vars) in enumerate(zip(stages, variables)):
     params, stage_state = chain_lib.split_variables(stage_vars)
@@ -159,7 +158,7 @@ def sideways_step(stages: chain_lib.Stages,
         position=kernel.Position(i, num_stages), frame=t - i, train=train,
         rng=rng, loss_fn=loss_fn, target=target, input_valid=x_valid,
         cotangent_valid=True if top else state.cotangent_valid[i],
-        carry=carries[i], window_cotangents=window_cotangents))
+        carry=state.carries[i], window_cotangents=window_cotangents))
 
   input_valid = [jnp.array(True)] + list(state.activation_valid)
   masks = jnp.stack([s.mask for s in steps])
@@ -180,7 +179,7 @@ def sideways_step(stages: chain_lib.Stages,
           jnp.int32),
       loss_sum=state.loss_sum + top.loss,
       step=t + 1,
-      carries=tuple(s.carry for s in steps) if state.carries else (),
+      carries=tuple(s.carry for s in steps),
   )
   return next_state, top_output
 
