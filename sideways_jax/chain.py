@@ -185,18 +185,12 @@ def init_chain(stages: Stages, rng: jax.Array,
     owner = temporal.interface(stage) or stage
     init = jax.jit(lambda k, a, stage=stage, owner=owner: owner.init(
         {**stage_rngs(stage, k), 'params': k}, a,
-        *_carry_args(stage, a), train=False))
+        *temporal.carry_args(stage, a), train=False))
     stage_vars = dict(init(key, jnp.zeros(x.shape, x.dtype)))
     check_collections(i, stage, stage_vars)
     variables.append(stage_vars)
     x = output_shapes((stage,), (stage_vars,), x)[0]
   return tuple(variables)
-
-
-def _carry_args(stage: Any, x: jax.Array) -> tuple:
-  """(the clip-start carry,) for a temporal stage; () for a frame stage."""
-  carry = temporal.zero_carry(stage, x)
-  return () if carry is None else (carry,)
 
 
 def input_shapes(stages: Stages, variables: ChainVariables,

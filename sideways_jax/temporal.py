@@ -86,6 +86,15 @@ def zero_carry(stage: Any, x: Any) -> Any:
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), spec)
 
 
+def carry_args(stage: Any, x: Any) -> tuple:
+  """(the clip-start carry,) for a temporal stage; () for a frame stage.
+
+  What follows x in a call that initialises or traces the stage.
+  """
+  carry = zero_carry(stage, x)
+  return () if carry is None else (carry,)
+
+
 def has_window(stage: Any) -> bool:
   """Whether the stage's carry holds earlier inputs (a window)."""
   owner = interface(stage)

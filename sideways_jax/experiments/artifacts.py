@@ -31,7 +31,6 @@ from etils import epath
 from sideways_jax import algorithms
 from sideways_jax.experiments import common
 from sideways_jax.experiments import export as export_lib
-from sideways_jax.experiments import manifest
 from sideways_jax.experiments import workdir as workdir_lib
 
 RUN_MODES = ('eval', 'export')
@@ -120,20 +119,16 @@ def newest_verifying(directory: epath.Path,
     CheckpointError: none verifies (or there is none).
   """
   from sideways_jax.experiments.classification import checkpoint  # pylint: disable=g-import-not-at-top
-  steps = checkpoint.saved_steps(directory)
-  problems = []
-  for step in reversed(steps):
-    problem = manifest.verify(directory / str(step))
-    if problem is None:
-      for bad, why in problems:
-        print(f'note: checkpoint {bad} in {directory} does not verify ({why});'
-              f' using step {step}', file=out or sys.stderr, flush=True)
-      return step
-    problems.append((step, problem))
-  raise checkpoint.CheckpointError(
-      f'no checkpoint in {directory} verifies'
-      + (' (' + '; '.join(f'step {s}: {p}' for s, p in problems) + ')'
-         if problems else ' (there is none)'))
+  step, failed = checkpoint.scan_newest(directory)
+  if step is None:
+    raise checkpoint.CheckpointError(
+        f'no checkpoint in {directory} verifies'
+        + (' (' + '; '.join(f'step {s}: {p}' for s, p in failed) + ')'
+           if failed else ' (there is none)'))
+  for bad, why in failed:
+    print(f'note: checkpoint {bad} in {directory} does not verify ({why});'
+          f' using step {step}', file=out or sys.stderr, flush=True)
+  return step
 
 
 def overrides_from(config: Any, keys: Sequence[str]) -> dict[str, Any]:

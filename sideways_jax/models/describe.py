@@ -138,11 +138,10 @@ def _trace(module: nn.Module, x: jax.ShapeDtypeStruct,
   owner = temporal.interface(module) or module
 
   def init(a):
-    carry = temporal.zero_carry(module, a)
+    carry = temporal.carry_args(module, a)
     out, variables = owner.init_with_output(
-        {'params': key, 'dropout': key}, a,
-        *(() if carry is None else (carry,)), train=False)
-    return (out if carry is None else out[0]), variables
+        {'params': key, 'dropout': key}, a, *carry, train=False)
+    return (out[0] if carry else out), variables
 
   with nn.intercept_methods(count):
     if axis_name is None:

@@ -76,6 +76,24 @@ def _move_aside(folder: epath.Path, rejected: epath.Path) -> epath.Path:
   return target
 
 
+def scan_newest(directory: workdir_lib.PathLike
+                ) -> tuple[int | None, list[tuple[int, str]]]:
+  """Verifies checkpoints newest first, up to the first that verifies.
+
+  Returns:
+    (that step, or None when none does; [(step, problem)] of the newer
+    checkpoints that failed, newest first). Older ones are not read.
+  """
+  directory = workdir_lib.as_path(directory)
+  failed = []
+  for step in reversed(saved_steps(directory)):
+    problem = manifest.verify(directory / str(step))
+    if problem is None:
+      return step, failed
+    failed.append((step, problem))
+  return None, failed
+
+
 def newest_verified(directory: workdir_lib.PathLike) -> int | None:
   """The newest checkpoint step that verifies; None when there is none.
 
@@ -85,20 +103,14 @@ def newest_verified(directory: workdir_lib.PathLike) -> int | None:
     CheckpointError: checkpoints exist but none verifies (none is moved).
   """
   directory = workdir_lib.as_path(directory)
-  steps = saved_steps(directory)
-  problems = {step: manifest.verify(directory / str(step))
-              for step in reversed(steps)}
-  good = [step for step, problem in problems.items() if problem is None]
-  if steps and not good:
-    details = '; '.join(f'step {s}: {p}' for s, p in problems.items())
+  newest, failed = scan_newest(directory)
+  if failed and newest is None:
+    details = '; '.join(f'step {s}: {p}' for s, p in failed)
     raise CheckpointError(
         f'no checkpoint in {directory} verifies ({details}). Start over with '
         '--resume=restart (they are moved aside, not deleted), or pass '
         'another --workdir')
-  newest = good[0] if good else None
-  for step, problem in problems.items():
-    if step == newest:
-      break
+  for step, problem in failed:
     moved = _move_aside(directory / str(step), directory.parent / REJECTED)
     logging.warning('checkpoint %d in %s does not verify (%s): moved it to '
                     '%s; resuming from step %s', step, directory, problem,
