@@ -135,9 +135,7 @@ def overrides_from(config: Any, keys: Sequence[str]) -> dict[str, Any]:
   """{dotted key: its value in `config`} for the `--config.` keys given."""
   values = {}
   for key in keys:
-    node = config
-    for part in key.split('.'):
-      node = node[part]
+    node = common.get_field(config, key)
     values[key] = node.to_dict() if hasattr(node, 'to_dict') else node
   return values
 
@@ -145,11 +143,9 @@ def overrides_from(config: Any, keys: Sequence[str]) -> dict[str, Any]:
 def _dotted_get(config: Any, key: str) -> Any:
   """config[a][b] for 'a.b'; a missing key gives a value nothing equals."""
   try:
-    for part in key.split('.'):
-      config = config[part]
-  except (KeyError, TypeError):
+    return common.get_field(config, key)
+  except (common.ConfigError, TypeError):
     return object()
-  return config
 
 
 def _dotted_set(config: Any, key: str, value: Any) -> None:
